@@ -1,0 +1,7 @@
+// The engine's public API.
+export * from './device.js';
+export * from './runtime.js';
+export * from './pool.js';
+export * from './random.js';
+export * from './tensor.js';
+export * from './autograd.js';

@@ -1,0 +1,342 @@
+// The runtime records kernel dispatches into one command encoder and one open compute pass,
+// and submits them at sync points (read-back, timing) or every `maxDispatchesPerBatch`
+// dispatches. Pipelines are cached by kernel key; each dispatch's small parameter block goes
+// into a per-batch uniform arena (one buffer, 256-byte slots) instead of a buffer per dispatch.
+import { type Capabilities, type DeviceOptions, type Gpu, currentGpu, getGpu } from './device.js';
+import { BufferPool } from './pool.js';
+
+/** A compute kernel: `code` is called only when `key` is not in the pipeline cache. */
+export interface Kernel {
+  /** Name shown in errors and profiles, e.g. 'matmul.reg'. */
+  name: string;
+  /** Cache key: the name plus every specialisation baked into the code. */
+  key: string;
+  code: () => string;
+}
+
+export type Grid = [number, number?, number?];
+
+const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment
+const WORKGROUP_LIMIT = 65535;
+
+export class GpuError extends Error {
+  override name = 'GpuError';
+}
+
+interface Batch {
+  encoder: GPUCommandEncoder;
+  pass: GPUComputePassEncoder | null;
+  kernels: string[];
+  uniformBytes: number;
+}
+
+export class Runtime {
+  readonly device: GPUDevice;
+  readonly caps: Capabilities;
+  readonly pool: BufferPool;
+  /** Dispatches recorded before a submit; 1 makes every GPU error point at one kernel. */
+  maxDispatchesPerBatch: number;
+
+  private pipelines = new Map<string, GPUComputePipeline>();
+  private batch: Batch | null = null;
+  private uniformArena: GPUBuffer;
+  private uniformStaging: Uint8Array;
+  private errorChecks: Promise<void>[] = [];
+  private lost: string | null = null;
+  private stagingFree: GPUBuffer[] = [];
+  private timing: { set: GPUQuerySet; used: number; capacity: number } | null = null;
+  dispatchCount = 0;
+  submitCount = 0;
+
+  constructor(gpu: Gpu) {
+    this.device = gpu.device;
+    this.caps = gpu.caps;
+    this.pool = new BufferPool(this.device);
+    const envBatch = Number(process.env.VQ_BATCH_DISPATCHES ?? '');
+    this.maxDispatchesPerBatch = envBatch > 0 ? envBatch : 64;
+    const arenaBytes = UNIFORM_SLOT * 256;
+    this.uniformArena = this.device.createBuffer({
+      size: arenaBytes,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label: 'uniform-arena',
+    });
+    this.uniformStaging = new Uint8Array(arenaBytes);
+    this.device.lost.then((info) => {
+      if (info.reason !== 'destroyed') this.lost = `${info.reason}: ${info.message}`;
+      else this.lost ??= 'the device was destroyed';
+    });
+    this.device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
+      this.errorChecks.push(Promise.reject(new GpuError(`GPU error: ${ev.error.message}`)));
+    };
+  }
+
+  private assertAlive(): void {
+    if (this.lost) throw new GpuError(`The GPU device was lost (${this.lost}).`);
+  }
+
+  private pipeline(kernel: Kernel): GPUComputePipeline {
+    let p = this.pipelines.get(kernel.key);
+    if (!p) {
+      const module = this.device.createShaderModule({ code: kernel.code(), label: kernel.name });
+      p = this.device.createComputePipeline({
+        layout: 'auto',
+        compute: { module, entryPoint: 'main' },
+        label: kernel.name,
+      });
+      this.pipelines.set(kernel.key, p);
+    }
+    return p;
+  }
+
+  private openBatch(): Batch {
+    if (!this.batch) {
+      this.device.pushErrorScope('out-of-memory');
+      this.device.pushErrorScope('validation');
+      this.batch = {
+        encoder: this.device.createCommandEncoder(),
+        pass: null,
+        kernels: [],
+        uniformBytes: 0,
+      };
+    }
+    return this.batch;
+  }
+
+  private openPass(b: Batch): GPUComputePassEncoder {
+    if (!b.pass) {
+      let timestampWrites: GPUComputePassTimestampWrites | undefined;
+      const t = this.timing;
+      if (t && t.used + 2 <= t.capacity) {
+        timestampWrites = {
+          querySet: t.set,
+          beginningOfPassWriteIndex: t.used,
+          endOfPassWriteIndex: t.used + 1,
+        };
+        t.used += 2;
+      }
+      b.pass = b.encoder.beginComputePass({ timestampWrites });
+    }
+    return b.pass;
+  }
+
+  /**
+   * Records one dispatch. `buffers` bind at 0..n-1 in order; `params` (if any) binds as a
+   * uniform at binding n. `grid` counts workgroups.
+   */
+  dispatch(kernel: Kernel, buffers: GPUBuffer[], params: ArrayBufferView | null, grid: Grid): void {
+    this.assertAlive();
+    const [gx, gy = 1, gz = 1] = grid;
+    if (gx === 0 || gy === 0 || gz === 0) return;
+    if (gx > WORKGROUP_LIMIT || gy > WORKGROUP_LIMIT || gz > WORKGROUP_LIMIT) {
+      throw new GpuError(`${kernel.name}: grid [${gx}, ${gy}, ${gz}] exceeds ${WORKGROUP_LIMIT} workgroups per dimension`);
+    }
+    const b = this.openBatch();
+    const pipeline = this.pipeline(kernel);
+    const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
+    if (params) {
+      const bytes = new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
+      const offset = b.uniformBytes;
+      this.uniformStaging.set(bytes, offset);
+      b.uniformBytes += Math.ceil(Math.max(bytes.byteLength, 16) / UNIFORM_SLOT) * UNIFORM_SLOT;
+      entries.push({
+        binding: buffers.length,
+        resource: { buffer: this.uniformArena, offset, size: Math.ceil(bytes.byteLength / 16) * 16 },
+      });
+    }
+    const bindGroup = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+      label: kernel.name,
+    });
+    const pass = this.openPass(b);
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(gx, gy, gz);
+    b.kernels.push(kernel.name);
+    this.dispatchCount++;
+    if (
+      b.kernels.length >= this.maxDispatchesPerBatch ||
+      b.uniformBytes + UNIFORM_SLOT > this.uniformStaging.byteLength
+    ) {
+      this.flush();
+    }
+  }
+
+  /** Records a buffer-to-buffer copy (ends the open pass). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.assertAlive();
+    const b = this.openBatch();
+    if (b.pass) {
+      b.pass.end();
+      b.pass = null;
+    }
+    b.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    b.kernels.push('copy');
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    const b = this.batch;
+    if (!b) return;
+    this.batch = null;
+    if (b.pass) b.pass.end();
+    if (b.uniformBytes > 0) {
+      this.device.queue.writeBuffer(this.uniformArena, 0, this.uniformStaging, 0, b.uniformBytes);
+    }
+    this.device.queue.submit([b.encoder.finish()]);
+    this.submitCount++;
+    this.pool.submitted();
+    const kernels = b.kernels;
+    const check = async (scope: Promise<GPUError | null>) => {
+      const err = await scope;
+      if (err) throw new GpuError(describeError(err, kernels));
+    };
+    const validation = this.device.popErrorScope();
+    const oom = this.device.popErrorScope();
+    this.errorChecks.push(check(validation), check(oom));
+  }
+
+  /** Throws the first GPU error reported for work submitted so far. */
+  async checkErrors(): Promise<void> {
+    const checks = this.errorChecks;
+    this.errorChecks = [];
+    const results = await Promise.allSettled(checks);
+    this.assertAlive();
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+  }
+
+  /** Creates a storage buffer holding `data` (a fresh pool buffer, so no ordering hazard). */
+  upload(data: ArrayBufferView, label?: string): GPUBuffer {
+    this.assertAlive();
+    const buf = this.pool.acquire(data.byteLength, label);
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    // writeBuffer needs a multiple of 4 bytes
+    const padded = bytes.byteLength % 4 === 0 ? bytes : padTo4(bytes);
+    if (padded.byteLength > 0) this.device.queue.writeBuffer(buf, 0, padded);
+    return buf;
+  }
+
+  /** Copies `bytes` from the start of `src` back to the CPU. */
+  async read(src: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+    this.assertAlive();
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const staging = this.takeStaging(size);
+    this.copy(src, offset, staging, 0, size);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, size);
+    } catch (e) {
+      await this.checkErrors();
+      throw new GpuError(`Reading a buffer back failed: ${(e as Error).message}`);
+    }
+    const out = staging.getMappedRange(0, size).slice(0, bytes);
+    staging.unmap();
+    this.stagingFree.push(staging);
+    await this.checkErrors();
+    return out;
+  }
+
+  private takeStaging(size: number): GPUBuffer {
+    const i = this.stagingFree.findIndex((b) => b.size >= size && b.size <= 4 * size + 4096);
+    if (i >= 0) return this.stagingFree.splice(i, 1)[0];
+    if (this.stagingFree.length > 8) this.stagingFree.shift()!.destroy();
+    return this.device.createBuffer({
+      size: Math.ceil(size / 256) * 256,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      label: 'readback',
+    });
+  }
+
+  /** Waits until all submitted work has finished. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.checkErrors();
+  }
+
+  /**
+   * GPU time in ms of the work `fn` records, from timestamp queries on each compute pass
+   * (summed), or null when the device has no timestamp queries.
+   */
+  async timeGpu(fn: () => void): Promise<number | null> {
+    if (!this.caps.timestampQuery) {
+      fn();
+      await this.sync();
+      return null;
+    }
+    this.flush();
+    const capacity = 512;
+    const set = this.device.createQuerySet({ type: 'timestamp', count: capacity });
+    const timing = { set, used: 0, capacity };
+    this.timing = timing;
+    try {
+      fn();
+    } finally {
+      this.flush();
+      this.timing = null;
+    }
+    const used = timing.used;
+    if (used === 0) {
+      set.destroy();
+      return 0;
+    }
+    const resolve = this.device.createBuffer({
+      size: capacity * 8,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const enc = this.device.createCommandEncoder();
+    enc.resolveQuerySet(set, 0, used, resolve, 0);
+    this.device.queue.submit([enc.finish()]);
+    const raw = new BigUint64Array(await this.read(resolve, used * 8));
+    resolve.destroy();
+    set.destroy();
+    let ns = 0n;
+    for (let i = 0; i + 1 < used; i += 2) if (raw[i + 1] > raw[i]) ns += raw[i + 1] - raw[i];
+    return Number(ns) / 1e6;
+  }
+
+}
+
+function padTo4(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+  out.set(bytes);
+  return out;
+}
+
+function describeError(err: GPUError, kernels: string[]): string {
+  const named = [...new Set(kernels)].filter((k) => err.message.includes(`"${k}"`));
+  const where = named.length
+    ? `in kernel ${named.map((k) => `'${k}'`).join(', ')}`
+    : `in a batch of kernels [${[...new Set(kernels)].join(', ')}] (set VQ_BATCH_DISPATCHES=1 to pin it to one)`;
+  const kind = err.constructor?.name === 'GPUOutOfMemoryError' ? 'GPU out of memory' : 'GPU validation error';
+  return `${kind} ${where}: ${err.message.trim()}`;
+}
+
+/** Splits `workgroups` over x and y so neither exceeds the per-dimension limit. */
+export function grid1d(workgroups: number): Grid {
+  if (workgroups <= WORKGROUP_LIMIT) return [workgroups, 1, 1];
+  const y = Math.ceil(workgroups / WORKGROUP_LIMIT);
+  return [Math.ceil(workgroups / y), y, 1];
+}
+
+let runtime: Runtime | null = null;
+
+/** Initialises the process-wide device and runtime (idempotent). */
+export async function init(opts: DeviceOptions = {}): Promise<Runtime> {
+  if (!runtime) runtime = new Runtime(await getGpu(opts));
+  return runtime;
+}
+
+/** The process-wide runtime; `init()` must have completed. */
+export function rt(): Runtime {
+  if (!runtime) {
+    currentGpu(); // throws the 'not initialised' message
+    throw new Error('unreachable');
+  }
+  return runtime;
+}
+
+/** Forgets the runtime (after destroyGpu). */
+export function resetRuntime(): void {
+  runtime = null;
+}
