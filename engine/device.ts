@@ -45,7 +45,7 @@ export class NoGpuError extends Error {
 }
 
 const FIX_HINT =
-  'No usable WebGPU adapter. On Linux without a GPU install a CPU Vulkan driver (Mesa lavapipe) ' +
+  'On Linux without a GPU install a CPU Vulkan driver (Mesa lavapipe) ' +
   'and the Vulkan loader: `npm run setup:vulkan` (runs `bash scripts/setup-vulkan.sh`; needs root ' +
   'or sudo; on Debian 12 it takes Mesa from bookworm-backports). With a GPU, install its Vulkan ' +
   'driver. Set VQ_ADAPTER to pick an adapter by name.';
@@ -92,11 +92,15 @@ export async function createGpu(opts: DeviceOptions = {}): Promise<Gpu> {
   (globalThis as any).navigator = { ...((globalThis as any).navigator ?? {}), gpu };
   (globalThis as any).__vqDawnInstance = gpu;
 
-  const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference });
-  if (!adapter) {
-    const what = adapterName ? ` matching VQ_ADAPTER="${adapterName}"` : '';
-    throw new NoGpuError(`No WebGPU adapter${what} was found. ${FIX_HINT}`);
+  const what = adapterName ? ` matching VQ_ADAPTER="${adapterName}"` : '';
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference });
+  } catch (e) {
+    // Dawn throws (listing the adapters it has) when the named adapter or backend is absent.
+    throw new NoGpuError(`No WebGPU adapter${what} was found (${(e as Error).message.trim().replace(/\s*\n\s*/g, '; ')}). ${FIX_HINT}`);
   }
+  if (!adapter) throw new NoGpuError(`No WebGPU adapter${what} was found. ${FIX_HINT}`);
 
   const wanted: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
   const requiredFeatures = wanted.filter((f) => adapter.features.has(f));

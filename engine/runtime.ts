@@ -45,8 +45,14 @@ export class Runtime {
   private lost: string | null = null;
   private stagingFree: GPUBuffer[] = [];
   private timing: { set: GPUQuerySet; used: number; capacity: number } | null = null;
+  /** Dispatches recorded and queue submits made since start (for tests and profiling). */
   dispatchCount = 0;
   submitCount = 0;
+
+  /** Number of compiled pipelines (one per kernel specialisation). */
+  get pipelineCount(): number {
+    return this.pipelines.size;
+  }
 
   constructor(gpu: Gpu) {
     this.device = gpu.device;
