@@ -37,7 +37,7 @@ export class Runtime {
   /** Dispatches recorded before a submit; 1 makes every GPU error point at one kernel. */
   maxDispatchesPerBatch: number;
 
-  private pipelines = new Map<string, GPUComputePipeline>();
+  private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
   private batch: Batch | null = null;
   private uniformArena: GPUBuffer;
   private uniformStaging: Uint8Array;
@@ -80,15 +80,16 @@ export class Runtime {
     if (this.lost) throw new GpuError(`The GPU device was lost (${this.lost}).`);
   }
 
-  private pipeline(kernel: Kernel): GPUComputePipeline {
+  private pipeline(kernel: Kernel): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
     let p = this.pipelines.get(kernel.key);
     if (!p) {
       const module = this.device.createShaderModule({ code: kernel.code(), label: kernel.name });
-      p = this.device.createComputePipeline({
+      const pipeline = this.device.createComputePipeline({
         layout: 'auto',
         compute: { module, entryPoint: 'main' },
         label: kernel.name,
       });
+      p = { pipeline, layout: pipeline.getBindGroupLayout(0) };
       this.pipelines.set(kernel.key, p);
     }
     return p;
@@ -137,7 +138,7 @@ export class Runtime {
       throw new GpuError(`${kernel.name}: grid [${gx}, ${gy}, ${gz}] exceeds ${WORKGROUP_LIMIT} workgroups per dimension`);
     }
     const b = this.openBatch();
-    const pipeline = this.pipeline(kernel);
+    const { pipeline, layout } = this.pipeline(kernel);
     const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
     if (params) {
       const bytes = new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
@@ -150,7 +151,7 @@ export class Runtime {
       });
     }
     const bindGroup = this.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
+      layout,
       entries,
       label: kernel.name,
     });

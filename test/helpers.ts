@@ -56,7 +56,7 @@ export function compare(
   return { ok, worst };
 }
 
-type Assert = { ok: (v: unknown, msg?: string) => void };
+type Assert = { ok: (v: unknown, msg: string) => unknown };
 
 export function assertClose(t: Assert, actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance, msg: string): void {
   const r = compare(actual, expected, tol);
