@@ -5,3 +5,5 @@ export * from './pool.js';
 export * from './random.js';
 export * from './tensor.js';
 export * from './autograd.js';
+export * from './elementwise.js';
+export * from './reduce.js';

@@ -1,0 +1,313 @@
+// Elementwise ops with autograd: unary math (relu, exp, log, neg, sqrt, tanh, sigmoid, abs,
+// square, scale, addScalar) and NumPy-broadcasting binary ops (add, sub, mul, div, maximum,
+// minimum) where either operand may be a plain number (passed in the uniform, no upload).
+// Launches shaders/elementwise.wgsl: one template per arity with the op's WGSL expression
+// filled in, so every op is one kernel and one pass over memory. Each backward rule is a single
+// fused kernel too (gradient and saved tensor in, input gradient out) plus, for broadcast
+// inputs, a sum down to the input's shape. All ops take and return f32 tensors.
+import { record, registerGradAdd } from './autograd.js';
+import { grid1d, rt, type Kernel } from './runtime.js';
+import { wgslKernel } from './shaders.js';
+import { Tensor, assertDType, empty, full } from './tensor.js';
+import { broadcastLayout, broadcastPerInvocation, broadcastShapes, packLayout, sumToShape } from './reduce.js';
+
+const kernels = new Map<string, Kernel>();
+function kernel(section: string, op: string, values: Record<string, string | number>): Kernel {
+  const key = `elementwise.${section}${Object.entries(values).map(([k, v]) => `|${k}=${v}`).join('')}`;
+  let k = kernels.get(key);
+  if (!k) {
+    k = { name: `elementwise.${section}.${op}`, key, code: () => wgslKernel('elementwise', section, values) };
+    kernels.set(key, k);
+  }
+  return k;
+}
+
+const sameShape = (a: readonly number[], b: readonly number[]) =>
+  a.length === b.length && a.every((d, k) => d === b[k]);
+
+/**
+ * Same-shape kernels: `inputs` and the output all have `shape`. They run on vec4f (four
+ * elements per invocation, several times faster on a CPU device) whenever every buffer holds
+ * whole vec4s, which pool buffers (16-byte multiples) always do; the few padding elements
+ * past the end are read and written like the rest, and nothing reads them.
+ */
+function mapRaw(section: 'unary' | 'unary_grad' | 'binary' | 'ternary', op: string, expr: string, inputs: Tensor[], shape: readonly number[], s = 0): Tensor {
+  const y = empty(shape);
+  if (y.size === 0) return y;
+  const vec4Bytes = Math.ceil(y.size / 4) * 16;
+  const w = [...inputs, y].every((t) => t.buffer.size >= vec4Bytes) ? 4 : 1;
+  const items = Math.ceil(y.size / w);
+  const u = new Uint32Array([items, 0]);
+  new Float32Array(u.buffer)[1] = s;
+  const k = kernel(section, op, { T: w === 4 ? 'vec4f' : 'f32', EXPR: expr });
+  rt().dispatch(k, [...inputs.map((t) => t.buffer), y.buffer], u, grid1d(Math.ceil(items / 256)));
+  return y;
+}
+
+/** Broadcast kernels: a and b broadcast to `shape`; `g` (ternary) already has `shape`. */
+function bcastRaw(op: string, expr: string, g: Tensor | null, a: Tensor, aShape: readonly number[], b: Tensor, bShape: readonly number[], shape: readonly number[]): Tensor {
+  const y = empty(shape);
+  if (y.size === 0) return y;
+  const layout = broadcastLayout(op, shape, [aShape, bShape]);
+  const u = new Uint32Array(4 + 24);
+  u[0] = y.size;
+  packLayout(u, layout);
+  const section = g ? 'ternary_bcast' : 'binary_bcast';
+  const per = broadcastPerInvocation();
+  const k = kernel(section, op, { RANK: layout.shape.length, PER: per, EXPR: expr });
+  const buffers = [...(g ? [g.buffer] : []), a.buffer, b.buffer, y.buffer];
+  rt().dispatch(k, buffers, u, grid1d(Math.ceil(y.size / (256 * per))));
+  return y;
+}
+
+/** `expr` over (g, a, b) for the output shape, a and b broadcasting to it. */
+function gradRaw(op: string, expr: string, g: Tensor, a: Tensor, b: Tensor): Tensor {
+  if (sameShape(a.shape, g.shape) && sameShape(b.shape, g.shape)) return mapRaw('ternary', op, expr, [g, a, b], g.shape);
+  return bcastRaw(op, expr, g, a, a.shape, b, b.shape, g.shape);
+}
+
+/** g summed down to `shape` (g itself when it already has that shape). */
+function reduceTo(g: Tensor, shape: readonly number[]): Tensor {
+  return sameShape(g.shape, shape) ? g : sumToShape(g, shape);
+}
+
+function checkF32(op: string, x: Tensor): void {
+  assertDType(op, 'f32', x);
+}
+
+// ---- Unary ops
+
+/** How a unary op's gradient is computed: a fused kernel over (g, v, s) with v the saved input or output. */
+type UnaryGrad = { save: 'x' | 'y'; expr: string } | ((g: Tensor) => Tensor);
+
+function unaryOp(op: string, x: Tensor, expr: string, grad: UnaryGrad, s = 0): Tensor {
+  checkF32(op, x);
+  const y = mapRaw('unary', op, expr, [x], x.shape, s);
+  if (typeof grad === 'function') return record(y, op, [x], [], (g) => [grad(g)]);
+  return record(y, op, [x], [grad.save === 'x' ? x : y], (g, [v]) => [mapRaw('unary_grad', `${op}.grad`, grad.expr, [g, v], g.shape, s)]);
+}
+
+/** max(x, 0). Gradient 0 at x = 0. */
+export function relu(x: Tensor): Tensor {
+  return unaryOp('relu', x, 'max(x, T(0.0))', { save: 'x', expr: 'select(T(0.0), g, v > T(0.0))' });
+}
+
+export function exp(x: Tensor): Tensor {
+  return unaryOp('exp', x, 'exp(x)', { save: 'y', expr: 'g * v' });
+}
+
+/** Natural log; on this device log(0) = -Infinity and log(x < 0) = NaN (WGSL leaves them undefined). */
+export function log(x: Tensor): Tensor {
+  return unaryOp('log', x, 'log(x)', { save: 'x', expr: 'g / v' });
+}
+
+export function neg(x: Tensor): Tensor {
+  return unaryOp('neg', x, '-x', (g) => neg(g));
+}
+
+/** Square root; the gradient at 0 is +Infinity (times g). */
+export function sqrt(x: Tensor): Tensor {
+  return unaryOp('sqrt', x, 'sqrt(x)', { save: 'y', expr: 'g * 0.5 / v' });
+}
+
+export function tanh(x: Tensor): Tensor {
+  return unaryOp('tanh', x, 'tanh_(x)', { save: 'y', expr: 'g * (1.0 - v * v)' });
+}
+
+export function sigmoid(x: Tensor): Tensor {
+  return unaryOp('sigmoid', x, 'sigmoid_(x)', { save: 'y', expr: 'g * v * (1.0 - v)' });
+}
+
+/** |x|. Gradient sign(x), 0 at x = 0. */
+export function abs(x: Tensor): Tensor {
+  return unaryOp('abs', x, 'abs(x)', { save: 'x', expr: 'g * sign(v)' });
+}
+
+export function square(x: Tensor): Tensor {
+  return unaryOp('square', x, 'x * x', { save: 'x', expr: '2.0 * g * v' });
+}
+
+/** x * s for a number s. */
+export function scale(x: Tensor, s: number): Tensor {
+  return unaryOp('scale', x, 'x * s', (g) => scale(g, s), s);
+}
+
+/** x + s for a number s. */
+export function addScalar(x: Tensor, s: number): Tensor {
+  return unaryOp('addScalar', x, 'x + s', (g) => g, s);
+}
+
+// ---- Binary ops
+
+export type Operand = Tensor | number;
+
+interface BinarySpec {
+  /** Tensor-tensor expression over a, b. */
+  tt: string;
+  /** Tensor-number (x op s) and number-tensor (s op x) expressions. */
+  ts: string;
+  st: string;
+  /** Gradients for (a, b) of tensor-tensor ops from the output gradient and the saved a, b. */
+  grad: (g: Tensor, a: Tensor | undefined, b: Tensor | undefined, need: [boolean, boolean]) => [Tensor | null, Tensor | null];
+  /** Which of a, b the tensor-tensor gradient reads (given which inputs need gradients). */
+  saves: (need: [boolean, boolean]) => [boolean, boolean];
+  /** Gradient of x for `x op s` (xFirst) or `s op x`; v is the saved x when `scalarSave`. */
+  scalarGrad: (g: Tensor, s: number, xFirst: boolean, v: Tensor | undefined) => Tensor;
+  scalarSave: (xFirst: boolean) => boolean;
+}
+
+function binaryOp(op: string, a: Operand, b: Operand, spec: BinarySpec): Tensor {
+  if (typeof a === 'number' && typeof b === 'number') throw new Error(`${op}: at least one operand must be a tensor`);
+  if (typeof a === 'number' || typeof b === 'number') {
+    const xFirst = typeof b === 'number';
+    const x = (xFirst ? a : b) as Tensor;
+    const s = (xFirst ? b : a) as number;
+    checkF32(op, x);
+    const y = mapRaw('unary', op, xFirst ? spec.ts : spec.st, [x], x.shape, s);
+    const saveX = spec.scalarSave(xFirst);
+    return record(y, op, [x], saveX ? [x] : [], (g, saved) => [spec.scalarGrad(g, s, xFirst, saved[0])]);
+  }
+  if (a.dtype !== b.dtype) throw new Error(`${op}: dtypes differ: ${a.describe()} and ${b.describe()}`);
+  checkF32(op, a);
+  const shape = broadcastShapes(op, a.shape, b.shape);
+  const y = sameShape(a.shape, b.shape)
+    ? mapRaw('binary', op, spec.tt, [a, b], shape)
+    : bcastRaw(op, spec.tt, null, a, a.shape, b, b.shape, shape);
+  const need: [boolean, boolean] = [a.requiresGrad, b.requiresGrad];
+  const [saveA, saveB] = spec.saves(need);
+  const save = [...(saveA ? [a] : []), ...(saveB ? [b] : [])];
+  return record(y, op, [a, b], save, (g, saved) => {
+    const sa = saveA ? saved[0] : undefined;
+    const sb = saveB ? saved[saveA ? 1 : 0] : undefined;
+    return spec.grad(g, sa, sb, need);
+  });
+}
+
+/** Wraps a per-input gradient (on the output shape) and sums it down to the input's shape. */
+function toShape(g: Tensor, full: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(full.shape, shape)) return full;
+  const r = sumToShape(full, shape);
+  if (full !== g) full.dispose();
+  return r;
+}
+
+/** a + b with broadcasting; either may be a number. */
+export function add(a: Operand, b: Operand): Tensor {
+  const aShape = a instanceof Tensor ? a.shape : [];
+  const bShape = b instanceof Tensor ? b.shape : [];
+  return binaryOp('add', a, b, {
+    tt: 'a + b',
+    ts: 'x + s',
+    st: 's + x',
+    saves: () => [false, false],
+    grad: (g, _a, _b, need) => [need[0] ? reduceTo(g, aShape) : null, need[1] ? reduceTo(g, bShape) : null],
+    scalarGrad: (g) => g,
+    scalarSave: () => false,
+  });
+}
+
+/** a - b with broadcasting; either may be a number. */
+export function sub(a: Operand, b: Operand): Tensor {
+  const aShape = a instanceof Tensor ? a.shape : [];
+  const bShape = b instanceof Tensor ? b.shape : [];
+  return binaryOp('sub', a, b, {
+    tt: 'a - b',
+    ts: 'x - s',
+    st: 's - x',
+    saves: () => [false, false],
+    grad: (g, _a, _b, need) => {
+      let gb: Tensor | null = null;
+      if (need[1]) {
+        const r = reduceTo(g, bShape);
+        gb = neg(r);
+        if (r !== g) r.dispose();
+      }
+      return [need[0] ? reduceTo(g, aShape) : null, gb];
+    },
+    scalarGrad: (g, _s, xFirst) => (xFirst ? g : neg(g)),
+    scalarSave: () => false,
+  });
+}
+
+/** a * b with broadcasting; either may be a number. */
+export function mul(a: Operand, b: Operand): Tensor {
+  const aShape = a instanceof Tensor ? a.shape : [];
+  const bShape = b instanceof Tensor ? b.shape : [];
+  return binaryOp('mul', a, b, {
+    tt: 'a * b',
+    ts: 'x * s',
+    st: 's * x',
+    // da = g * b needs b; db = g * a needs a
+    saves: (need) => [need[1], need[0]],
+    grad: (g, a, b, need) => [
+      need[0] ? toShape(g, mul(g, b!), aShape) : null,
+      need[1] ? toShape(g, mul(g, a!), bShape) : null,
+    ],
+    scalarGrad: (g, s) => scale(g, s),
+    scalarSave: () => false,
+  });
+}
+
+/** a / b with broadcasting; either may be a number. */
+export function div(a: Operand, b: Operand): Tensor {
+  const aShape = a instanceof Tensor ? a.shape : [];
+  const bShape = b instanceof Tensor ? b.shape : [];
+  return binaryOp('div', a, b, {
+    tt: 'a / b',
+    ts: 'x / s',
+    st: 's / x',
+    saves: (need) => [need[1], true],
+    grad: (g, a, b, need) => [
+      need[0] ? toShape(g, div(g, b!), aShape) : null,
+      // -g a / b^2, ordered so that it neither overflows nor underflows early
+      need[1] ? toShape(g, gradRaw('div.grad_b', '-(g * (a / b)) / b', g, a!, b!), bShape) : null,
+    ],
+    // d(x/s)/dx = 1/s; d(s/x)/dx = -s/x^2
+    scalarGrad: (g, s, xFirst, v) =>
+      xFirst ? mapRaw('unary', 'div.grad', 'x / s', [g], g.shape, s) : mapRaw('unary_grad', 'div.grad', '-(g * (s / v)) / v', [g, v!], g.shape, s),
+    scalarSave: (xFirst) => !xFirst,
+  });
+}
+
+function minMax(op: 'maximum' | 'minimum', a: Operand, b: Operand): Tensor {
+  const aShape = a instanceof Tensor ? a.shape : [];
+  const bShape = b instanceof Tensor ? b.shape : [];
+  const f = op === 'maximum' ? 'max' : 'min';
+  // ties send the whole gradient to a (and to the tensor operand when the other is a number)
+  const aWins = op === 'maximum' ? 'a >= b' : 'a <= b';
+  const bWins = op === 'maximum' ? 'b > a' : 'b < a';
+  const xWins = op === 'maximum' ? 'v >= T(s)' : 'v <= T(s)';
+  return binaryOp(op, a, b, {
+    tt: `${f}(a, b)`,
+    ts: `${f}(x, T(s))`,
+    st: `${f}(T(s), x)`,
+    saves: () => [true, true],
+    grad: (g, a, b, need) => [
+      need[0] ? toShape(g, gradRaw(`${op}.grad_a`, `select(T(0.0), g, ${aWins})`, g, a!, b!), aShape) : null,
+      need[1] ? toShape(g, gradRaw(`${op}.grad_b`, `select(T(0.0), g, ${bWins})`, g, a!, b!), bShape) : null,
+    ],
+    scalarGrad: (g, s, _xFirst, v) => mapRaw('unary_grad', `${op}.grad`, `select(T(0.0), g, ${xWins})`, [g, v!], g.shape, s),
+    scalarSave: () => true,
+  });
+}
+
+/** Elementwise max with broadcasting; on ties the gradient goes to a. */
+export function maximum(a: Operand, b: Operand): Tensor {
+  return minMax('maximum', a, b);
+}
+
+/** Elementwise min with broadcasting; on ties the gradient goes to a. */
+export function minimum(a: Operand, b: Operand): Tensor {
+  return minMax('minimum', a, b);
+}
+
+export function onesLike(x: Tensor): Tensor {
+  return full(x.shape, 1, x.dtype);
+}
+
+export function zerosLike(x: Tensor): Tensor {
+  return full(x.shape, 0, x.dtype);
+}
+
+// autograd accumulates gradients with our add (keeps autograd.ts free of kernel imports)
+registerGradAdd((a, b) => add(a, b));
