@@ -7,3 +7,6 @@ export * from './tensor.js';
 export * from './autograd.js';
 export * from './elementwise.js';
 export * from './reduce.js';
+export * from './shape.js';
+export * from './loss.js';
+export * from './optim.js';
