@@ -10,3 +10,4 @@ export * from './reduce.js';
 export * from './shape.js';
 export * from './loss.js';
 export * from './optim.js';
+export * from './matmul.js';

@@ -83,12 +83,16 @@ export class Runtime {
   private pipeline(kernel: Kernel): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
     let p = this.pipelines.get(kernel.key);
     if (!p) {
+      const t0 = performance.now();
       const module = this.device.createShaderModule({ code: kernel.code(), label: kernel.name });
       const pipeline = this.device.createComputePipeline({
         layout: 'auto',
         compute: { module, entryPoint: 'main' },
         label: kernel.name,
       });
+      if (process.env.VQ_LOG_COMPILE) {
+        console.error(`[vq] compiled ${kernel.key} in ${(performance.now() - t0).toFixed(0)} ms`);
+      }
       p = { pipeline, layout: pipeline.getBindGroupLayout(0) };
       this.pipelines.set(kernel.key, p);
     }

@@ -1,0 +1,115 @@
+// `npm run bench [-- options]`: times the registered cases and prints a table.
+//   --filter REGEX   only cases whose name (or family) matches
+//   --reps N         repetitions per case (default: the case's, 10 unless it asks for fewer)
+//   --warmup N       warm-up runs per case
+//   --quick          fewer repetitions
+//   --vs tfjs        also time the same work in tfjs-webgpu (same Dawn adapter, same process)
+//   --json FILE      write the entries as a JSON array
+//   --list           list the cases and exit
+// Environment: VQ_MATMUL_SCHEDULE=reg|smem (and VQ_MATMUL_TILE=RxC) pick matmul variants.
+import { writeFileSync } from 'node:fs';
+import { init } from '../engine/runtime.js';
+import { gemmTile, gemmTileKey } from '../engine/matmul.js';
+import { type BenchCase, type BenchEntry, formatTable, runCase } from './harness.js';
+
+// Modules exporting `benchCases`; add a line per family.
+const MODULES = ['./matmul.js', './vq.js'];
+
+interface Args {
+  filter: RegExp | null;
+  reps?: number;
+  warmup?: number;
+  quick: boolean;
+  vs: string | null;
+  json: string | null;
+  list: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { filter: null, quick: false, vs: null, json: null, list: false };
+  const value = (i: number, flag: string) => {
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new Error(`bench: ${flag} needs a value`);
+    return v;
+  };
+  const count = (v: string, flag: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`bench: ${flag} needs a non-negative integer, got '${v}'`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    switch (arg) {
+      case '--filter': a.filter = new RegExp(value(i++, arg)); break;
+      case '--reps': a.reps = Math.max(1, count(value(i++, arg), arg)); break;
+      case '--warmup': a.warmup = count(value(i++, arg), arg); break;
+      case '--quick': a.quick = true; break;
+      case '--vs': a.vs = value(i++, arg); break;
+      case '--json': a.json = value(i++, arg); break;
+      case '--list': a.list = true; break;
+      default: throw new Error(`bench: unknown argument '${arg}' (see the top of bench/run.ts)`);
+    }
+  }
+  if (a.vs !== null && a.vs !== 'tfjs') throw new Error(`bench: --vs supports only 'tfjs', got '${a.vs}'`);
+  return a;
+}
+
+async function loadCases(): Promise<BenchCase[]> {
+  const cases: BenchCase[] = [];
+  for (const m of MODULES) {
+    try {
+      const mod = (await import(m)) as { benchCases?: BenchCase[] };
+      if (!Array.isArray(mod.benchCases)) throw new Error('it exports no benchCases array');
+      cases.push(...mod.benchCases);
+    } catch (e) {
+      console.error(`bench: skipping ${m}: ${(e as Error).message}`);
+    }
+  }
+  return cases;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const all = await loadCases();
+  const cases = args.filter ? all.filter((c) => args.filter!.test(c.name) || args.filter!.test(c.family)) : all;
+  if (args.list) {
+    for (const c of all) console.log(`${c.family.padEnd(18)} ${c.name}`);
+    return;
+  }
+  if (cases.length === 0) throw new Error(`bench: no case matches ${args.filter}`);
+
+  const r = await init();
+  const tile = gemmTile();
+  console.log(`adapter: ${r.caps.description} (${r.caps.isCpu ? 'CPU' : 'GPU'} device)`);
+  console.log(`matmul schedule: ${tile.schedule} (${gemmTileKey(tile)})`);
+  console.log(`timing: ${r.caps.timestampQuery ? 'GPU timestamp queries (unquantised)' : 'wall clock (no timestamp-query)'}`);
+  let tfjs: typeof import('./tfjs.js') | null = null;
+  let tf: import('./tfjs.js').Tf | null = null;
+  if (args.vs === 'tfjs') {
+    tfjs = await import('./tfjs.js');
+    tf = await tfjs.loadTfjs();
+    console.log(`vs: tfjs-webgpu ${tf.version_core} on the same Dawn adapter (wall clock, run + sync)`);
+  }
+  console.log('');
+
+  const entries: BenchEntry[] = [];
+  for (const c of cases) {
+    process.stderr.write(`  ${c.name} ...\n`);
+    const e = await runCase(c, { reps: args.reps, warmup: args.warmup, quick: args.quick, tf, timeTfjs: tfjs?.timeTfjs });
+    entries.push(e);
+  }
+  console.log(formatTable(entries));
+  if (args.vs) console.log('\nspeedup = tfjs wall ms / our wall ms (both: record the work, submit, wait for the GPU).');
+  if (args.json) {
+    writeFileSync(args.json, JSON.stringify(entries, null, 2) + '\n');
+    console.log(`wrote ${entries.length} entries to ${args.json}`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(1);
+  },
+);

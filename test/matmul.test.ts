@@ -1,0 +1,236 @@
+// matmul: both schedules against a float64 reference on awkward shapes (primes, 1s, tall-skinny,
+// batched, broadcast batches, transposed operands, fused bias + relu), finite-difference
+// gradients, and the errors.
+import t, { type Test } from 'tap';
+import { assertClose, gradcheck, gpu } from './helpers.js';
+import { Rng } from '../engine/random.js';
+import { type Tensor, tensor, zeros } from '../engine/tensor.js';
+import { type MatmulOptions, type MatmulSchedule, matmul, matmulSchedule, sumRows } from '../engine/matmul.js';
+
+const r = await gpu(t);
+const rng = new Rng(20240611);
+const rand = (n: number) => rng.uniformArray(n, -1, 1);
+const size = (s: readonly number[]) => s.reduce((x, y) => x * y, 1);
+
+interface RefOpts {
+  transA?: boolean;
+  transB?: boolean;
+  bias?: Float32Array;
+  relu?: boolean;
+}
+
+/** float64 reference with numpy batch broadcasting; a, b row-major. */
+function refMatmul(a: Float32Array, as: number[], b: Float32Array, bs: number[], o: RefOpts = {}) {
+  const [ar, ac] = as.slice(-2);
+  const [br, bc] = bs.slice(-2);
+  const [M, K] = o.transA ? [ac, ar] : [ar, ac];
+  const N = o.transB ? br : bc;
+  const ab = as.slice(0, -2);
+  const bb = bs.slice(0, -2);
+  const nb = Math.max(ab.length, bb.length);
+  const pa = [...Array(nb - ab.length).fill(1), ...ab];
+  const pb = [...Array(nb - bb.length).fill(1), ...bb];
+  const batch = pa.map((x, i) => Math.max(x, pb[i]));
+  const T = size(batch);
+  const out = new Float64Array(T * M * N);
+  for (let z = 0; z < T; z++) {
+    // multi-index of z, then each operand's flat batch index (size-1 dims broadcast)
+    let rem = z;
+    let za = 0;
+    let zb = 0;
+    let sa = 1;
+    let sb = 1;
+    for (let d = nb - 1; d >= 0; d--) {
+      const idx = rem % batch[d];
+      rem = Math.floor(rem / batch[d]);
+      za += (pa[d] === 1 ? 0 : idx) * sa;
+      zb += (pb[d] === 1 ? 0 : idx) * sb;
+      sa *= pa[d];
+      sb *= pb[d];
+    }
+    const A = (i: number, k: number) => a[za * M * K + (o.transA ? k * M + i : i * K + k)];
+    const B = (k: number, j: number) => b[zb * K * N + (o.transB ? j * K + k : k * N + j)];
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = o.bias ? o.bias[j] : 0;
+        for (let k = 0; k < K; k++) s += A(i, k) * B(k, j);
+        out[(z * M + i) * N + j] = o.relu ? Math.max(s, 0) : s;
+      }
+    }
+  }
+  return { data: out, shape: [...batch, M, N], K };
+}
+
+/**
+ * Tolerance: inputs are uniform in [-1, 1], so |each product| <= 1 and the f32 rounding error
+ * of a K-term sum stays below about K * eps; we allow 4 K eps (eps = 2^-23) plus rtol 1e-5.
+ */
+const tolFor = (K: number) => ({ rtol: 1e-5, atol: 4 * Math.max(K, 1) * 2 ** -23 });
+
+interface Case {
+  name: string;
+  a: number[];
+  b: number[];
+  opts?: Omit<MatmulOptions, 'bias'> & { bias?: boolean };
+}
+
+const cases: Case[] = [
+  { name: '1x1x1', a: [1, 1], b: [1, 1] },
+  { name: 'primes 7x13x5', a: [7, 13], b: [13, 5] },
+  { name: '65x33x17', a: [65, 33], b: [33, 17] },
+  { name: 'tall-skinny [1000,3] x [3,5]', a: [1000, 3], b: [3, 5] },
+  { name: 'multi-tile 70x40x132 (N % 4 == 0)', a: [70, 40], b: [40, 132] },
+  { name: 'batched [3,17,9] x [3,9,11]', a: [3, 17, 9], b: [3, 9, 11] },
+  { name: 'many batches [40,3,5] x [40,5,2]', a: [40, 3, 5], b: [40, 5, 2] },
+  { name: 'broadcast B [2,5,6] x [6,4]', a: [2, 5, 6], b: [6, 4] },
+  { name: 'broadcast A [5,6] x [2,6,4]', a: [5, 6], b: [2, 6, 4] },
+  { name: 'suffix broadcast [2,3,4,5] x [3,5,6]', a: [2, 3, 4, 5], b: [3, 5, 6] },
+  { name: 'leading-1 batch [1,4,5] x [3,5,7]', a: [1, 4, 5], b: [3, 5, 7] },
+  { name: 'transA [13,7]^T x [13,5]', a: [13, 7], b: [13, 5], opts: { transA: true } },
+  { name: 'transB [7,13] x [5,13]^T', a: [7, 13], b: [5, 13], opts: { transB: true } },
+  { name: 'transB, N % 4 == 0: [9,13] x [8,13]^T', a: [9, 13], b: [8, 13], opts: { transB: true } },
+  { name: 'transA+transB batched [3,13,7]^T x [3,12,13]^T', a: [3, 13, 7], b: [3, 12, 13], opts: { transA: true, transB: true } },
+  { name: 'bias+relu 70x40x130', a: [70, 40], b: [40, 130], opts: { bias: true, activation: 'relu' } },
+  { name: 'bias+relu 33x20x64 batched', a: [2, 33, 20], b: [20, 64], opts: { bias: true, activation: 'relu' } },
+  { name: 'bias only, transB [11,6] x [9,6]^T', a: [11, 6], b: [9, 6], opts: { bias: true, transB: true } },
+  { name: 'K = 0 with bias', a: [3, 0], b: [0, 4], opts: { bias: true } },
+];
+
+async function checkCase(tt: Test, c: Case, schedule: MatmulSchedule) {
+  const ad = rand(size(c.a));
+  const bd = rand(size(c.b));
+  const opts = c.opts ?? {};
+  const N = opts.transB ? c.b[c.b.length - 2] : c.b[c.b.length - 1];
+  const biasData = opts.bias ? rand(N) : undefined;
+  const a = tensor(ad, c.a);
+  const b = tensor(bd, c.b);
+  const bias = biasData ? tensor(biasData, [N]) : null;
+  const out = matmul(a, b, { ...opts, bias, schedule });
+  const ref = refMatmul(ad, c.a, bd, c.b, { transA: opts.transA, transB: opts.transB, bias: biasData, relu: opts.activation === 'relu' });
+  tt.same(out.shape, ref.shape, `${c.name}: shape`);
+  assertClose(tt, await out.read(), ref.data, tolFor(ref.K), `${c.name} (${schedule})`);
+  for (const x of [a, b, bias, out]) x?.dispose();
+}
+
+t.test('the device picks a schedule; VQ_MATMUL_SCHEDULE overrides it', async (t) => {
+  const saved = process.env.VQ_MATMUL_SCHEDULE;
+  try {
+    delete process.env.VQ_MATMUL_SCHEDULE;
+    t.equal(matmulSchedule(), r.caps.isCpu ? 'reg' : 'smem');
+    process.env.VQ_MATMUL_SCHEDULE = 'smem';
+    t.equal(matmulSchedule(), 'smem');
+    t.equal(matmulSchedule('reg'), 'reg', 'an explicit option wins over the environment');
+    process.env.VQ_MATMUL_SCHEDULE = 'fast';
+    t.throws(() => matmulSchedule(), /VQ_MATMUL_SCHEDULE must be 'reg' or 'smem', got 'fast'/);
+  } finally {
+    if (saved === undefined) delete process.env.VQ_MATMUL_SCHEDULE;
+    else process.env.VQ_MATMUL_SCHEDULE = saved;
+  }
+});
+
+for (const schedule of ['reg', 'smem'] as const) {
+  t.test(`forward, ${schedule} schedule, against float64`, async (t) => {
+    for (const c of cases) await checkCase(t, c, schedule);
+  });
+}
+
+t.test('forward, reg schedule without subgroup sharing', async (t) => {
+  const saved = process.env.VQ_MATMUL_SUBGROUPS;
+  process.env.VQ_MATMUL_SUBGROUPS = '0';
+  try {
+    // one case per load/store variant: scalar B and output, vec4 B and output
+    for (const c of cases.filter((c) => /primes|multi-tile/.test(c.name))) {
+      await checkCase(t, c, 'reg');
+    }
+  } finally {
+    if (saved === undefined) delete process.env.VQ_MATMUL_SUBGROUPS;
+    else process.env.VQ_MATMUL_SUBGROUPS = saved;
+  }
+});
+
+const input = (shape: number[]) => ({ data: rand(size(shape)), shape });
+
+for (const schedule of ['reg', 'smem'] as const) {
+  t.test(`gradients, ${schedule}: a [3,4] @ b [4,5]`, async (t) => {
+    const f = await gradcheck(([a, b]) => matmul(a, b, { schedule }), [input([3, 4]), input([4, 5])]);
+    t.same(f, []);
+  });
+}
+
+t.test('gradients: every transpose combination', async (t) => {
+  for (const [transA, transB] of [[true, false], [false, true], [true, true]]) {
+    const a = input(transA ? [4, 3] : [3, 4]);
+    const b = input(transB ? [5, 4] : [4, 5]);
+    const f = await gradcheck(([x, y]) => matmul(x, y, { transA, transB }), [a, b]);
+    t.same(f, [], `transA ${transA} transB ${transB}`);
+  }
+});
+
+t.test('gradients: broadcast batches sum into the broadcast operand', async (t) => {
+  const f1 = await gradcheck(([a, b]) => matmul(a, b), [input([2, 3, 4]), input([4, 5])]);
+  t.same(f1, [], '[2,3,4] @ [4,5]');
+  const f2 = await gradcheck(([a, b]) => matmul(a, b), [input([3, 4]), input([2, 4, 5])]);
+  t.same(f2, [], '[3,4] @ [2,4,5]');
+  const f3 = await gradcheck(([a, b]) => matmul(a, b, { transB: true }), [input([2, 2, 3, 4]), input([2, 5, 4])]);
+  t.same(f3, [], '[2,2,3,4] @ [2,5,4]^T (suffix broadcast)');
+  const f4 = await gradcheck(([a, b]) => matmul(a, b, { transA: true }), [input([3, 2, 4, 3]), input([4, 2])]);
+  t.same(f4, [], '[3,2,4,3]^T @ [4,2]');
+});
+
+t.test('gradients: fused bias + relu (a, b and bias)', async (t) => {
+  const a = input([4, 5]);
+  const b = input([5, 6]);
+  const bias = input([6]);
+  // finite differences are only valid away from relu's kink: check the margin first
+  const z = refMatmul(a.data, a.shape, b.data, b.shape, { bias: bias.data });
+  const eps = 1e-3;
+  const margin = Math.min(...z.data.map(Math.abs));
+  t.ok(margin > 20 * eps, `outputs stay ${margin.toFixed(4)} away from 0 (> ${20 * eps})`);
+  t.ok(z.data.some((v) => v < 0) && z.data.some((v) => v > 0), 'relu is active on some outputs and not on others');
+  for (const schedule of ['reg', 'smem'] as const) {
+    const f = await gradcheck(([x, y, c]) => matmul(x, y, { bias: c, activation: 'relu', schedule }), [a, b, bias], { eps });
+    t.same(f, [], schedule);
+  }
+});
+
+t.test('sumRows (the bias gradient) over many rows', async (t) => {
+  const rows = 70001;
+  const n = 3;
+  const d = rand(rows * n);
+  const x = tensor(d, [rows, n]);
+  const s = sumRows(x, rows, n);
+  const ref = new Float64Array(n);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < n; j++) ref[j] += d[i * n + j];
+  t.same(s.shape, [n]);
+  // f32 partial sums of 256 then of the partials: error well under 1e-3 for |sum| ~ 100
+  assertClose(t, await s.read(), ref, { rtol: 1e-5, atol: 1e-3 }, 'column sums');
+  x.dispose();
+  s.dispose();
+});
+
+t.test('errors name the shapes', async (t) => {
+  const z = (s: number[]) => zeros(s);
+  t.throws(() => matmul(z([2, 3]), z([4, 5])), /matmul: inner dimensions of shapes \[2,3\] and \[4,5\] do not match \(3 vs 4\)/);
+  t.throws(
+    () => matmul(z([3, 2]), z([4, 5]), { transA: true }),
+    /inner dimensions of shapes \[3,2\] \(transposed\) and \[4,5\] do not match \(3 vs 4\)/,
+  );
+  t.throws(() => matmul(z([3]), z([3, 4])), /operands need at least 2 dimensions, got shapes \[3\] and \[3,4\]/);
+  t.throws(() => matmul(z([2, 3, 4]), z([3, 4, 5])), /batch dimensions of shapes \[2,3,4\] and \[3,4,5\] do not broadcast/);
+  t.throws(() => matmul(z([2, 1, 3, 4]), z([2, 3, 4, 5])), /broadcast in a way matmul does not support/);
+  t.throws(() => matmul(z([2, 3]), z([3, 4]), { bias: z([5]) }), /bias shape \[5\] does not match the N = 4 columns/);
+  const i = tensor(new Int32Array(6), [2, 3]);
+  t.throws(() => matmul(i, z([3, 1])), /matmul: expected f32/);
+  i.dispose();
+});
+
+t.test('results stay identical across repeated launches (no stale state between pipelines)', async (t) => {
+  const a = tensor(rand(50 * 30), [50, 30]);
+  const b = tensor(rand(30 * 70), [30, 70]);
+  const x: Tensor[] = [];
+  for (const schedule of ['reg', 'smem', 'reg'] as const) x.push(matmul(a, b, { schedule }));
+  const [v0, v1, v2] = await Promise.all(x.map((y) => y.read()));
+  t.same(v0, v2, 'reg twice gives bit-identical results');
+  assertClose(t, v1, v0, { rtol: 1e-5, atol: 1e-5 }, 'smem agrees with reg');
+  for (const y of [a, b, ...x]) y.dispose();
+});
