@@ -227,6 +227,19 @@ export class Runtime {
     return buf;
   }
 
+  /**
+   * Overwrites the start of a buffer that recorded work may still use: submits that work
+   * first, so the write lands after it in queue order (queue.writeBuffer would otherwise
+   * overtake the unsubmitted commands).
+   */
+  overwrite(dst: GPUBuffer, data: ArrayBufferView): void {
+    this.assertAlive();
+    this.flush();
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const padded = bytes.byteLength % 4 === 0 ? bytes : padTo4(bytes);
+    if (padded.byteLength > 0) this.device.queue.writeBuffer(dst, 0, padded);
+  }
+
   /** Copies `bytes` from the start of `src` back to the CPU. */
   async read(src: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
     this.assertAlive();
