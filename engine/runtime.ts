@@ -200,7 +200,14 @@ export class Runtime {
     const kernels = b.kernels;
     const check = async (scope: Promise<GPUError | null>) => {
       const err = await scope;
-      if (err) throw new GpuError(describeError(err, kernels));
+      if (!err) return;
+      // A pipeline that failed to build stays invalid: forget it so a fixed retry rebuilds.
+      if (/CreateShaderModule|CreateComputePipeline/.test(err.message)) {
+        for (const [key, entry] of this.pipelines) {
+          if (err.message.includes(`"${entry.pipeline.label}"`)) this.pipelines.delete(key);
+        }
+      }
+      throw new GpuError(describeError(err, kernels));
     };
     const validation = this.device.popErrorScope();
     const oom = this.device.popErrorScope();
