@@ -11,3 +11,8 @@ export * from './shape.js';
 export * from './loss.js';
 export * from './optim.js';
 export * from './matmul.js';
+export * from './conv.js';
+export * from './vq.js';
+export * from './vq_ema.js';
+export * from './cross_entropy.js';
+export * from './gate.js';

@@ -6,7 +6,7 @@ import { mseLoss } from '../engine/loss.js';
 import { Rng } from '../engine/random.js';
 import { gather, permute, reshape } from '../engine/shape.js';
 import { type Tensor, keep } from '../engine/tensor.js';
-import { codebookStats, codeCounts, vectorQuantize } from '../engine/vq.js';
+import { codebookStats, codeCounts, nearestCode, vectorQuantize } from '../engine/vq.js';
 import { EmaCodebook } from '../engine/vq_ema.js';
 import { type VqVaeConfig, resolveConfig } from './config.js';
 import { decoder, encoder } from './networks.js';
@@ -128,8 +128,7 @@ export class VqVae {
   encode(x: Tensor): Tensor {
     return noGrad(() => {
       const { rows, b, h, w } = this.encodeRows(x);
-      const q = vectorQuantize(rows, this.codebook, { beta: this.config.beta });
-      return reshape(q.indices, [b, h, w]);
+      return reshape(nearestCode(rows, this.codebook).indices, [b, h, w]);
     });
   }
 

@@ -1,0 +1,479 @@
+// The vector quantiser of a VQ-VAE (SPEC sections 1, 2 and 4): the fused nearest-codebook search
+// (shaders/vq_nearest.wgsl), quantisation as an autograd op with the straight-through
+// estimator and the codebook / commitment losses, a deterministic counting sort of rows by code
+// for segment sums, and codebook statistics computed on the GPU (shaders/vq.wgsl). The EMA
+// codebook and k-means++ initialisation are in vq_ema.ts.
+import { record } from './autograd.js';
+import { dispatchFill } from './fill.js';
+import { grid1d, rt, type Kernel } from './runtime.js';
+import { wgslKernel } from './shaders.js';
+import { type Tensor, assertDType, empty, keep, share, zeros } from './tensor.js';
+
+export type VqSchedule = 'reg' | 'smem';
+
+const kernelCache = new Map<string, Kernel>();
+/** The kernel `name` of shaders/<file>.wgsl specialised by `values` (cached by all of them). */
+export function vqKernel(file: string, name: string, values: Record<string, number | string> = {}): Kernel {
+  const spec = Object.entries(values)
+    .map(([k, v]) => `${k}${v}`)
+    .join('.');
+  const key = `${file}.${name}${spec ? '.' + spec : ''}`;
+  let k = kernelCache.get(key);
+  if (!k) {
+    k = { name: `${file}.${name}`, key, code: () => wgslKernel(file, name, values) };
+    kernelCache.set(key, k);
+  }
+  return k;
+}
+
+/**
+ * How row-wise kernels of vq.wgsl read rows of width d: as vec4f when d is a multiple of 4
+ * (lavapipe pays per load instruction), else as f32. `dv` = vectors per row.
+ */
+export function vecSpec(d: number): { values: { V: string; HSUM: string }; w: number; dv: number } {
+  return d % 4 === 0
+    ? { values: { V: 'vec4f', HSUM: 'x.x + x.y + x.z + x.w' }, w: 4, dv: d / 4 }
+    : { values: { V: 'f32', HSUM: 'x' }, w: 1, dv: d };
+}
+
+/**
+ * The schedule of the nearest-codebook kernel: `opts.schedule`, else env VQ_VQ_SCHEDULE, else
+ * 'reg' on a CPU Vulkan device (no workgroup memory, no barriers) and 'smem' on a GPU.
+ */
+export function vqSchedule(requested?: VqSchedule): VqSchedule {
+  const s = requested ?? process.env.VQ_VQ_SCHEDULE;
+  if (s === undefined || s === '') return rt().caps.isCpu ? 'reg' : 'smem';
+  if (s !== 'reg' && s !== 'smem') throw new Error(`VQ_VQ_SCHEDULE must be 'reg' or 'smem', got '${s}'`);
+  return s;
+}
+
+function checkCodebook(op: string, z: Tensor, codebook: Tensor): { n: number; k: number; d: number } {
+  assertDType(op, 'f32', z, codebook);
+  if (z.rank !== 2 || codebook.rank !== 2 || z.shape[1] !== codebook.shape[1]) {
+    throw new Error(
+      `${op}: z must be [N, D] and the codebook [K, D] with the same D, got z [${z.shape.join(', ')}] and codebook [${codebook.shape.join(', ')}]`,
+    );
+  }
+  const [k, d] = codebook.shape;
+  if (k === 0 || d === 0) throw new Error(`${op}: empty codebook [${codebook.shape.join(', ')}]`);
+  return { n: z.shape[0], k, d };
+}
+
+/** ||e_k||^2 for each row of a [K, D] codebook, as a [K] tensor. */
+export function codebookNorms(codebook: Tensor): Tensor {
+  assertDType('codebookNorms', 'f32', codebook);
+  if (codebook.rank !== 2) throw new Error(`codebookNorms: codebook must be [K, D], got [${codebook.shape.join(', ')}]`);
+  const [k, d] = codebook.shape;
+  const out = empty([k]);
+  rt().dispatch(vqKernel('vq_nearest', 'norms', { D: d }), [codebook.buffer, out.buffer], new Uint32Array([k]), grid1d(Math.ceil(k / 64)));
+  return out;
+}
+
+// Register tile of nearest_reg: RM rows per invocation x RN codes per step. Measured on
+// lavapipe (N=65536, K=512, D=64, interleaved runs): 32 x 16 with subgroup-shared codebook
+// loads ~1.25x faster than 32 x 8 without; without subgroups 32 x 8 ~24 GFLOP/s (quiet machine),
+// 16 x 8 ~20, 8 x 8 ~8, 4 x 4 ~5: more rows per invocation amortise the codebook loads. RM
+// shrinks for wide rows (the rows live in a private array of RM * D floats) and for small N
+// (so the work still spreads over several workgroups).
+function regRows(n: number, d: number): number {
+  let rm = d <= 64 ? 32 : d <= 128 ? 16 : 8;
+  while (rm > 4 && Math.ceil(n / rm) < 64) rm /= 2;
+  return rm;
+}
+
+/**
+ * Whether nearest_reg shares codebook loads through subgroups: needs subgroups of exactly 8
+ * lanes (its workgroup is one subgroup of 8). Env VQ_VQ_SUBGROUPS=0 turns it off.
+ */
+function regUsesSubgroups(requested?: boolean): boolean {
+  const caps = rt().caps;
+  const can = caps.subgroups && caps.subgroupMinSize === 8 && caps.subgroupMaxSize === 8;
+  if (requested !== undefined) {
+    if (requested && !can) throw new Error(`nearestCode: subgroups of 8 lanes are not available on ${caps.description}`);
+    return requested;
+  }
+  return can && process.env.VQ_VQ_SUBGROUPS !== '0';
+}
+
+/** The unrolled statements of nearest_reg (see the comment above it in vq_nearest.wgsl). */
+function regBody(rm: number, rn: number, sg: boolean): Record<string, string> {
+  const rows = [...Array(rm).keys()];
+  const codes = [...Array(rn).keys()];
+  const each = (over: number[], indent: string, f: (i: number) => string) => over.map((i) => indent + f(i)).join('\n');
+  const block = (indent: string, f: (r: number, j: number) => string) => rows.flatMap((r) => codes.map((j) => indent + f(r, j))).join('\n');
+  const update = codes
+    .map(
+      (j) =>
+        `    if (k0 + ${j}u < p.k) {\n      let n${j} = norms[k0 + ${j}u];\n` +
+        each(rows, '      ', (r) => `{ let dk = n${j} - 2.0 * a${r}_${j}; if (dk < b${r}) { b${r} = dk; i${r} = k0 + ${j}u; } }`) +
+        '\n    }',
+    )
+    .join('\n');
+  const codeLoads = sg
+    ? each([...Array(rn / 8).keys()], '      ', (h) => `let ev${h} = e[d * p.kp + k0 + ${8 * h}u + lane];`) +
+      '\n' +
+      each(codes, '      ', (j) => `let e${j} = subgroupBroadcast(ev${j >> 3}, ${j & 7}u);`)
+    : each(codes, '      ', (j) => `let e${j} = e[eo${j} + d];`);
+  return {
+    SG_PARAM: sg ? ', @builtin(subgroup_invocation_id) lane: u32' : '',
+    DECL_BEST: each(rows, '  ', (r) => `var b${r} = BIG; var i${r} = 0u;`),
+    CODE_OFFSETS: sg ? '' : each(codes, '    ', (j) => `let eo${j} = min(k0 + ${j}u, p.k - 1u) * D;`),
+    DECL_ACC: block('    ', (r, j) => `var a${r}_${j} = 0.0;`),
+    LOADS: codeLoads + '\n' + each(rows, '      ', (r) => `let z${r} = zr[${r}u * D + d];`),
+    FMAS: block('      ', (r, j) => `a${r}_${j} = fma(z${r}, e${j}, a${r}_${j});`),
+    UPDATE: update,
+    STORES: each(rows, '  ', (r) => `finish(row0 + ${r}u, ${r}u, b${r}, i${r}, &zr);`),
+  };
+}
+
+function regKernel(d: number, rm: number, rn: number, sg: boolean): Kernel {
+  const key = `vq_nearest.nearest_reg.D${d}.RM${rm}.RN${rn}${sg ? '.sg' : ''}`;
+  let k = kernelCache.get(key);
+  if (!k) {
+    const code = () => (sg ? 'enable subgroups;\n' : '') + wgslKernel('vq_nearest', 'nearest_reg', { D: d, RM: rm, RN: rn, ...regBody(rm, rn, sg) });
+    k = { name: 'vq_nearest.nearest_reg', key, code };
+    kernelCache.set(key, k);
+  }
+  return k;
+}
+
+export interface NearestOptions {
+  /** Also return the squared distance to the chosen code. */
+  distances?: boolean;
+  /** Kernel schedule (default: see vqSchedule). */
+  schedule?: VqSchedule;
+  /** reg schedule: share codebook loads through subgroups (default: when the device can). */
+  subgroups?: boolean;
+}
+
+export interface NearestResult {
+  /** u32 [N]: index of the nearest codebook row (the lowest index on exact ties). */
+  indices: Tensor;
+  /** f32 [N]: ||z - e_idx||^2 (clamped at 0), only when asked for. */
+  distances?: Tensor;
+}
+
+/**
+ * For each row of z [N, D], the index of the nearest row of codebook [K, D] by squared L2
+ * distance (fused: the N x K distance matrix is never stored). Not differentiable.
+ */
+export function nearestCode(z: Tensor, codebook: Tensor, opts: NearestOptions = {}): NearestResult {
+  const { n, k, d } = checkCodebook('nearestCode', z, codebook);
+  const r = rt();
+  const schedule = vqSchedule(opts.schedule);
+  const sg = schedule === 'reg' && regUsesSubgroups(opts.subgroups);
+  const indices = empty([n], 'u32');
+  const distances = opts.distances ? empty([n]) : null;
+  if (n === 0) return distances ? { indices, distances } : { indices };
+  const rn = sg ? 16 : 8;
+  const kp = Math.ceil(k / rn) * rn;
+  let norms: Tensor;
+  let table = codebook; // what the kernel reads as `e`: the codebook, or its [D, KP] transpose
+  if (sg) {
+    norms = empty([k]);
+    table = empty([d, kp]);
+    r.dispatch(vqKernel('vq_nearest', 'norms_t', { D: d }), [codebook.buffer, norms.buffer, table.buffer], new Uint32Array([k, kp]), grid1d(Math.ceil(kp / 64)));
+  } else {
+    norms = codebookNorms(codebook);
+  }
+  // Without distances the kernel still binds a (dummy) buffer there; the flag leaves it unwritten.
+  const dummy = distances ? null : empty([1]);
+  const bufs = [z.buffer, table.buffer, norms.buffer, indices.buffer, (distances ?? dummy!).buffer];
+  const params = new Uint32Array([n, k, distances ? 1 : 0, kp]);
+  if (schedule === 'reg') {
+    const rm = regRows(n, d);
+    r.dispatch(regKernel(d, rm, rn, sg), bufs, params, grid1d(Math.ceil(n / rm / 8)));
+  } else {
+    r.dispatch(vqKernel('vq_nearest', 'nearest_smem', { D: d }), bufs, params.subarray(0, 3), grid1d(Math.ceil(n / 64)));
+  }
+  norms.dispose();
+  dummy?.dispose();
+  if (table !== codebook) table.dispose();
+  return distances ? { indices, distances } : { indices };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buckets: a stable counting sort of rows by code (shaders/vq.wgsl, bucket_*).
+
+/** Rows grouped by code: rows of code k are order[offsets[k] .. offsets[k] + counts[k]), ascending. */
+export interface CodeBuckets {
+  /** u32 [K]: rows assigned to each code. */
+  counts: Tensor;
+  /** u32 [K]: exclusive prefix sum of counts. */
+  offsets: Tensor;
+  /** u32 [N]: row indices sorted by code, stable. */
+  order: Tensor;
+}
+
+/** Disposes the three tensors of a CodeBuckets. */
+export function disposeBuckets(b: CodeBuckets): void {
+  b.counts.dispose();
+  b.offsets.dispose();
+  b.order.dispose();
+}
+
+/** Rows per chunk of the counting sort; grows so the [chunks, K] histogram stays <= 16 MiB. */
+function sortChunk(n: number, k: number): number {
+  return Math.max(256, Math.ceil((n * k) / (4 << 20)));
+}
+
+function checkIndices(op: string, indices: Tensor, k: number): number {
+  assertDType(op, 'u32', indices);
+  if (indices.rank !== 1) throw new Error(`${op}: indices must be a u32 [N] tensor, got ${indices.describe()}`);
+  if (!Number.isInteger(k) || k < 1) throw new Error(`${op}: the number of codes must be a positive integer, got ${k}`);
+  return indices.size;
+}
+
+/**
+ * Groups rows by code with a deterministic, stable counting sort (no float work, no atomics).
+ * Indices >= K count as K - 1 (the kernels clamp them).
+ */
+export function codeBuckets(indices: Tensor, k: number): CodeBuckets {
+  const n = checkIndices('codeBuckets', indices, k);
+  const r = rt();
+  const chunk = sortChunk(n, k);
+  const chunks = Math.max(1, Math.ceil(n / chunk));
+  const hist = empty([chunks * k], 'u32');
+  const counts = empty([k], 'u32');
+  const offsets = empty([k], 'u32');
+  const order = empty([n], 'u32');
+  const p4 = new Uint32Array([n, k, chunks, chunk]);
+  r.dispatch(vqKernel('vq', 'bucket_hist'), [indices.buffer, hist.buffer], p4, grid1d(Math.ceil(chunks / 64)));
+  r.dispatch(vqKernel('vq', 'bucket_scan'), [hist.buffer, counts.buffer], new Uint32Array([k, chunks]), grid1d(Math.ceil(k / 64)));
+  r.dispatch(vqKernel('vq', 'bucket_offsets'), [counts.buffer, offsets.buffer], new Uint32Array([k]), [1]);
+  if (n > 0) r.dispatch(vqKernel('vq', 'bucket_fill'), [indices.buffer, offsets.buffer, hist.buffer, order.buffer], p4, grid1d(Math.ceil(chunks / 64)));
+  hist.dispose();
+  return { counts, offsets, order };
+}
+
+/** out[k] = sum of the rows x[i] with i in code k's bucket, in row order: [K, D] from x [N, D]. */
+export function segmentSum(x: Tensor, buckets: CodeBuckets): Tensor {
+  assertDType('segmentSum', 'f32', x);
+  const k = buckets.counts.size;
+  if (x.rank !== 2 || x.shape[0] !== buckets.order.size) {
+    throw new Error(`segmentSum: x must be [N, D] with N = ${buckets.order.size} (the bucketed rows), got [${x.shape.join(', ')}]`);
+  }
+  const d = x.shape[1];
+  const out = empty([k, d]);
+  const v = vecSpec(d);
+  rt().dispatch(
+    vqKernel('vq', 'segment_sum', v.values),
+    [x.buffer, buckets.order.buffer, buckets.offsets.buffer, buckets.counts.buffer, out.buffer],
+    new Uint32Array([k, v.dv]),
+    grid1d(Math.ceil((k * v.dv) / 64)),
+  );
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quantise as an autograd op.
+
+/** A uniform block of u32 values followed by f32 values (the field order of vq.wgsl's Params). */
+export function vqUniforms(u: number[], f: number[] = []): Uint32Array {
+  const a = new Uint32Array(u.length + f.length);
+  a.set(u);
+  new Float32Array(a.buffer).set(f, u.length);
+  return a;
+}
+
+export interface QuantizeOptions {
+  /** Commitment weight (SPEC section 2; default 1.25, the seed's best). */
+  beta?: number;
+  /**
+   * Include the codebook term in `loss` (default true). Off for an EMA codebook, where the
+   * codebook takes no gradient and the loss is the commitment term only.
+   */
+  codebookLoss?: boolean;
+  /** Nearest-code kernel schedule (default: see vqSchedule). */
+  schedule?: VqSchedule;
+  /** Code indices computed already (u32 [N]); skips the nearest-code search. */
+  indices?: Tensor;
+}
+
+export interface QuantizeResult {
+  /**
+   * [N, D]: the codebook rows E[idx]. Straight-through: its gradient is copied to z
+   * unchanged and none of it reaches the codebook.
+   */
+  zq: Tensor;
+  /** u32 [N]: the nearest code of each row (lowest index on exact ties). */
+  indices: Tensor;
+  /** []: mean((E[idx] - sg z)^2); its gradient reaches only the codebook. */
+  codebookLoss: Tensor;
+  /** []: beta * mean((sg E[idx] - z)^2); its gradient reaches only z. */
+  commitmentLoss: Tensor;
+  /** []: codebookLoss + commitmentLoss (commitmentLoss alone with codebookLoss: false). */
+  loss: Tensor;
+}
+
+/** Vectors per workgroup of gather_loss (256 threads x PER in vq.wgsl). */
+const GATHER_CHUNK = 256 * 16;
+
+/**
+ * The VQ-VAE quantiser (SPEC sections 1-2) on z [N, D] (one row per latent vector) and a
+ * codebook [K, D]: nearest codes, z_q with the straight-through estimator, and the codebook and
+ * commitment losses, each differentiable into exactly what SPEC section 2 says:
+ *   d codebookLoss / dE_k = 2/(N D) sum_{i: idx_i = k} (E_k - z_i)        (not z)
+ *   d commitmentLoss / dz_i = 2 beta/(N D) (z_i - E_{idx_i})             (not E)
+ *   d (sum zq * G) / dz = G                                              (not E)
+ * The codebook gradient is a segment sum over a counting sort of the rows (no float atomics,
+ * the same bits every run). Backward rules use z_q, never the codebook, so updating the
+ * codebook in place (EMA) before backward does not change the gradients.
+ */
+export function vectorQuantize(z: Tensor, codebook: Tensor, opts: QuantizeOptions = {}): QuantizeResult {
+  const { n, k, d } = checkCodebook('vectorQuantize', z, codebook);
+  const beta = opts.beta ?? 1.25;
+  const codebookTerm = opts.codebookLoss ?? true;
+  if (!Number.isFinite(beta)) throw new Error(`vectorQuantize: beta must be a finite number, got ${beta}`);
+  if (n === 0) throw new Error(`vectorQuantize: the losses are means over 0 elements (z is [${z.shape.join(', ')}])`);
+  let indices: Tensor;
+  if (opts.indices) {
+    if (checkIndices('vectorQuantize', opts.indices, k) !== n) {
+      throw new Error(`vectorQuantize: indices ${opts.indices.describe()} do not match z [${z.shape.join(', ')}]`);
+    }
+    indices = share(opts.indices);
+  } else {
+    indices = nearestCode(z, codebook, { schedule: opts.schedule }).indices;
+  }
+  const r = rt();
+  const zq = empty([n, d]);
+  const v = vecSpec(d);
+  const parts = Math.ceil((n * v.dv) / GATHER_CHUNK);
+  const partial = empty([parts]);
+  r.dispatch(
+    vqKernel('vq', 'gather_loss', v.values),
+    [z.buffer, codebook.buffer, indices.buffer, zq.buffer, partial.buffer],
+    new Uint32Array([n, v.dv, k]),
+    grid1d(parts),
+  );
+  const codebookLoss = empty([]);
+  const commitmentLoss = empty([]);
+  const loss = empty([]);
+  r.dispatch(
+    vqKernel('vq', 'loss_final'),
+    [partial.buffer, codebookLoss.buffer, commitmentLoss.buffer, loss.buffer],
+    vqUniforms([parts], [1 / (n * d), beta, codebookTerm ? 1 : 0]),
+    [1],
+  );
+  partial.dispose();
+
+  record(zq, 'vq.straightThrough', [z], [], (g) => [g]);
+  record(codebookLoss, 'vq.codebookLoss', [codebook], [z, zq, indices], (g, [z, zq, idx]) => [codebookGrad(g, z, zq, idx, k)]);
+  record(commitmentLoss, 'vq.commitmentLoss', [z], [z, zq], (g, [z, zq]) => [commitGrad(g, z, zq, beta)]);
+  if (codebookTerm) {
+    const wantZ = z.requiresGrad;
+    const wantE = codebook.requiresGrad;
+    record(loss, 'vq.loss', [z, codebook], [z, zq, indices], (g, [z, zq, idx]) => [
+      wantZ ? commitGrad(g, z, zq, beta) : null,
+      wantE ? codebookGrad(g, z, zq, idx, k) : null,
+    ]);
+  } else {
+    record(loss, 'vq.loss', [z], [z, zq], (g, [z, zq]) => [commitGrad(g, z, zq, beta)]);
+  }
+  return { zq, indices, codebookLoss, commitmentLoss, loss };
+}
+
+/** g * 2 beta / (N D) * (z - zq): the commitment term's gradient at z. */
+function commitGrad(g: Tensor, z: Tensor, zq: Tensor, beta: number): Tensor {
+  const dz = empty(z.shape);
+  const v = vecSpec(z.shape[1]);
+  const count = z.size / v.w;
+  rt().dispatch(
+    vqKernel('vq', 'commit_grad', v.values),
+    [z.buffer, zq.buffer, g.buffer, dz.buffer],
+    vqUniforms([count], [(2 * beta) / z.size]),
+    grid1d(Math.ceil(count / 256)),
+  );
+  return dz;
+}
+
+/** g * 2 / (N D) * segment sum of (zq - z) per code: the codebook term's gradient at E. */
+function codebookGrad(g: Tensor, z: Tensor, zq: Tensor, indices: Tensor, k: number): Tensor {
+  const d = z.shape[1];
+  const buckets = codeBuckets(indices, k);
+  const de = empty([k, d]);
+  const v = vecSpec(d);
+  rt().dispatch(
+    vqKernel('vq', 'codebook_grad', v.values),
+    [z.buffer, zq.buffer, buckets.order.buffer, buckets.offsets.buffer, buckets.counts.buffer, g.buffer, de.buffer],
+    vqUniforms([k, v.dv], [2 / z.size]),
+    grid1d(Math.ceil((k * v.dv) / 64)),
+  );
+  disposeBuckets(buckets);
+  return de;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics on the GPU (nothing is read back unless the caller reads the scalars).
+
+/** u32 [K]: how many of the indices equal each code (integer atomics; exact). */
+export function codeCounts(indices: Tensor, k: number): Tensor {
+  const n = checkIndices('codeCounts', indices, k);
+  const counts = zeros([k], 'u32');
+  if (n > 0) rt().dispatch(vqKernel('vq', 'code_counts'), [indices.buffer, counts.buffer], new Uint32Array([n, k]), grid1d(Math.ceil(n / 256)));
+  return counts;
+}
+
+export interface CodebookStats {
+  /** []: exp(-sum_k p_k ln(p_k + 1e-10)), p_k = counts[k] / sum(counts) (1 for no rows). */
+  perplexity: Tensor;
+  /** []: number of codes with a non-zero count (as f32). */
+  used: Tensor;
+}
+
+/** Perplexity and number of codes used, from per-code counts (u32 [K]); one tiny kernel. */
+export function codebookStats(counts: Tensor): CodebookStats {
+  assertDType('codebookStats', 'u32', counts);
+  const perplexity = empty([]);
+  const used = empty([]);
+  rt().dispatch(vqKernel('vq', 'stats'), [counts.buffer, perplexity.buffer, used.buffer], new Uint32Array([counts.size]), [1]);
+  return { perplexity, used };
+}
+
+/**
+ * Distinct codes used over a window of batches (or over everything since reset(), e.g. an
+ * evaluation pass). Keeps, per code, the number of the last batch that used it, on the GPU.
+ */
+export class CodeUsage {
+  /** Batches recorded since construction or reset(). */
+  step = 0;
+  private seen: Tensor;
+
+  /** `window`: default number of most recent batches counted by used() (Infinity: all). */
+  constructor(
+    readonly k: number,
+    readonly window = Infinity,
+  ) {
+    if (!Number.isInteger(k) || k < 1) throw new Error(`CodeUsage: the number of codes must be a positive integer, got ${k}`);
+    if (!(window >= 1)) throw new Error(`CodeUsage: the window must be at least 1 batch, got ${window}`);
+    this.seen = keep(zeros([k], 'u32'));
+  }
+
+  /** Records one batch, given its per-code counts (u32 [K]). */
+  update(counts: Tensor): void {
+    assertDType('CodeUsage.update', 'u32', counts);
+    if (counts.size !== this.k) throw new Error(`CodeUsage.update: counts has ${counts.size} codes, expected ${this.k}`);
+    if (this.step >= 0xfffffffe) throw new Error('CodeUsage: too many batches; call reset()');
+    this.step++;
+    rt().dispatch(vqKernel('vq', 'usage_mark'), [counts.buffer, this.seen.buffer], new Uint32Array([this.k, this.step]), grid1d(Math.ceil(this.k / 64)));
+  }
+
+  /** []: number of codes used in the last `window` recorded batches (as f32). */
+  used(window = this.window): Tensor {
+    if (!(window >= 1)) throw new Error(`CodeUsage.used: the window must be at least 1 batch, got ${window}`);
+    const w = Number.isFinite(window) ? Math.min(window, 0xffffffff) : 0xffffffff;
+    const out = empty([]);
+    rt().dispatch(vqKernel('vq', 'usage_count'), [this.seen.buffer, out.buffer], new Uint32Array([this.k, this.step, w]), [1]);
+    return out;
+  }
+
+  /** Forgets every batch (e.g. at the start of an evaluation pass). */
+  reset(): void {
+    dispatchFill(this.seen, 0);
+    this.step = 0;
+  }
+
+  dispose(): void {
+    this.seen.dispose();
+  }
+}

@@ -1,0 +1,206 @@
+// The EMA codebook of SPEC section 3 (van den Oord et al. 2017, appendix A.1, with Sonnet's
+// debiasing and Laplace smoothing), dead-code restarts from current encoder outputs, and
+// k-means++ (+ optional Lloyd steps) codebook initialisation. Kernels: shaders/vq.wgsl.
+import { Rng } from './random.js';
+import { grid1d, rt } from './runtime.js';
+import { dispatchFill } from './fill.js';
+import { type Tensor, assertDType, empty, keep, tensor } from './tensor.js';
+import { type CodeBuckets, type VqSchedule, codeBuckets, disposeBuckets, nearestCode, vecSpec, vqUniforms, vqKernel } from './vq.js';
+
+/**
+ * `k` row indices in [0, n) without repeats while k <= n (a partial Fisher-Yates shuffle;
+ * beyond n the draw starts over). The restart rows of EmaCodebook come from here.
+ */
+export function sampleRows(rng: Rng, n: number, k: number): Uint32Array {
+  const out = new Uint32Array(k);
+  const moved = new Map<number, number>();
+  for (let i = 0; i < k; i++) {
+    const m = i % n;
+    if (m === 0) moved.clear();
+    const j = m + rng.int(n - m);
+    const vj = moved.get(j) ?? j;
+    moved.set(j, moved.get(m) ?? m);
+    out[i] = vj;
+  }
+  return out;
+}
+
+export interface EmaOptions {
+  /** Decay g of the moving averages (default 0.99). */
+  decay?: number;
+  /** Laplace smoothing of the counts (default 1e-5). */
+  eps?: number;
+  /**
+   * Sonnet's debiasing: the averages start at 0 and are divided by 1 - g^t (default true).
+   * false: start at N = 1, m = the codebook, with no debiasing (the SPEC's other remedy).
+   */
+  debias?: boolean;
+  /**
+   * Restart codes whose (debiased) EMA count falls below this after an update from random
+   * rows of the current batch, with their count reset to 1 (default 0: off).
+   */
+  restartThreshold?: number;
+  /** Generator of the restart rows (default: a new Rng(0)). */
+  rng?: Rng;
+}
+
+/**
+ * An EMA-trained codebook. Per step, after quantising with the current codebook:
+ *   N <- g N + (1 - g) n,  m <- g m + (1 - g) s,  e = m^ / smooth(N^)
+ * with n, s the batch's per-code counts and sums (segment sums over the counting sort, no
+ * float atomics), ^ the debiased values and smooth the Laplace smoothing. Updates the
+ * codebook tensor's buffer in place; it must not require grad (no gradient reaches it).
+ */
+export class EmaCodebook {
+  readonly k: number;
+  readonly d: number;
+  readonly decay: number;
+  readonly eps: number;
+  readonly debias: boolean;
+  readonly restartThreshold: number;
+  readonly rng: Rng;
+  /** Updates done (t). */
+  step = 0;
+  /** [K]: raw moving average of the counts (N^ = emaCount / (1 - g^t) when debiasing). */
+  readonly emaCount: Tensor;
+  /** [K, D]: raw moving average of the per-code sums. */
+  readonly emaSum: Tensor;
+
+  constructor(
+    readonly codebook: Tensor,
+    opts: EmaOptions = {},
+  ) {
+    assertDType('EmaCodebook', 'f32', codebook);
+    if (codebook.rank !== 2) throw new Error(`EmaCodebook: the codebook must be [K, D], got ${codebook.describe()}`);
+    if (codebook.requiresGrad) {
+      throw new Error(`EmaCodebook: ${codebook.describe()} requires grad, but an EMA codebook takes no gradient (SPEC section 3)`);
+    }
+    [this.k, this.d] = codebook.shape;
+    this.decay = opts.decay ?? 0.99;
+    this.eps = opts.eps ?? 1e-5;
+    this.debias = opts.debias ?? true;
+    this.restartThreshold = opts.restartThreshold ?? 0;
+    this.rng = opts.rng ?? new Rng(0);
+    if (!(this.decay > 0 && this.decay < 1)) throw new Error(`EmaCodebook: decay must be in (0, 1), got ${this.decay}`);
+    if (!(this.eps >= 0)) throw new Error(`EmaCodebook: eps must be >= 0, got ${this.eps}`);
+    this.emaCount = keep(empty([this.k]));
+    this.emaSum = keep(empty([this.k, this.d]));
+    this.resetState();
+  }
+
+  /** Restarts the averages from the current codebook (e.g. after kmeansInit into it). */
+  resetState(): void {
+    this.step = 0;
+    if (this.debias) {
+      dispatchFill(this.emaCount, 0);
+      dispatchFill(this.emaSum, 0);
+    } else {
+      dispatchFill(this.emaCount, 1);
+      rt().copy(this.codebook.buffer, 0, this.emaSum.buffer, 0, this.k * this.d * 4);
+    }
+  }
+
+  /**
+   * One EMA step from a batch z [N, D] and its codes (quantised with the codebook as it was
+   * before this call). Returns a u32 [] tensor: the number of codes restarted (0 without
+   * restarts). `buckets` (from codeBuckets(indices, K)) may be passed to reuse a sort.
+   */
+  update(z: Tensor, indices: Tensor, buckets?: CodeBuckets): Tensor {
+    assertDType('EmaCodebook.update', 'f32', z);
+    assertDType('EmaCodebook.update', 'u32', indices);
+    if (z.rank !== 2 || z.shape[1] !== this.d || indices.rank !== 1 || indices.size !== z.shape[0]) {
+      throw new Error(
+        `EmaCodebook.update: expected z [N, ${this.d}] and indices [N], got z [${z.shape.join(', ')}] and indices [${indices.shape.join(', ')}]`,
+      );
+    }
+    const n = z.shape[0];
+    if (n === 0) throw new Error('EmaCodebook.update: empty batch');
+    const { k, d } = this;
+    const r = rt();
+    this.step++;
+    const bias = this.debias ? 1 - this.decay ** this.step : 1;
+    const restart = this.restartThreshold > 0;
+    const b = buckets ?? codeBuckets(indices, k);
+    if (b.counts.size !== k || b.order.size !== n) throw new Error('EmaCodebook.update: buckets do not match the batch');
+    const smooth = empty([k]);
+    const dead = empty([k], 'u32');
+    const ndead = empty([], 'u32');
+    r.dispatch(
+      vqKernel('vq', 'ema_counts'),
+      [b.counts.buffer, this.emaCount.buffer, smooth.buffer, dead.buffer, ndead.buffer],
+      vqUniforms([k, restart ? 1 : 0], [this.decay, bias, this.eps, this.restartThreshold]),
+      [1],
+    );
+    // Drawn every step, used only by dead codes: the generator advances the same way whatever
+    // the GPU decides, so runs repeat.
+    const rows = tensor(restart ? sampleRows(this.rng, n, k) : new Uint32Array(k), [k], 'u32');
+    const v = vecSpec(d);
+    r.dispatch(
+      vqKernel('vq', 'ema_update', v.values),
+      [z.buffer, b.order.buffer, b.offsets.buffer, b.counts.buffer, smooth.buffer, dead.buffer, rows.buffer, this.emaSum.buffer, this.codebook.buffer],
+      vqUniforms([k, v.dv], [this.decay, bias]),
+      grid1d(Math.ceil((k * v.dv) / 64)),
+    );
+    rows.dispose();
+    smooth.dispose();
+    dead.dispose();
+    if (!buckets) disposeBuckets(b);
+    return ndead;
+  }
+
+  dispose(): void {
+    this.emaCount.dispose();
+    this.emaSum.dispose();
+  }
+}
+
+export interface KmeansInitOptions {
+  /** Lloyd iterations after the k-means++ seeding (default 0). */
+  iters?: number;
+  /** Generator of the seeding draws (default: a new Rng(0)). */
+  rng?: Rng;
+  /** Write the centres into this [K, D] tensor (in place) instead of a new one. */
+  into?: Tensor;
+  /** Nearest-code schedule for the Lloyd steps. */
+  schedule?: VqSchedule;
+}
+
+/**
+ * A [K, D] codebook from the rows of z [N, D] (e.g. the first batch of encoder outputs):
+ * k-means++ seeding (each centre drawn with probability proportional to the squared distance
+ * to the nearest centre so far; the first uniformly), then `iters` Lloyd steps. All on the GPU;
+ * one draw of the generator per centre.
+ */
+export function kmeansInit(z: Tensor, k: number, opts: KmeansInitOptions = {}): Tensor {
+  assertDType('kmeansInit', 'f32', z);
+  if (z.rank !== 2 || z.shape[0] === 0) throw new Error(`kmeansInit: z must be a non-empty [N, D], got ${z.describe()}`);
+  if (!Number.isInteger(k) || k < 1) throw new Error(`kmeansInit: the number of codes must be a positive integer, got ${k}`);
+  const [n, d] = z.shape;
+  const out = opts.into ?? empty([k, d]);
+  if (opts.into) {
+    assertDType('kmeansInit', 'f32', opts.into);
+    if (opts.into.shape.join() !== `${k},${d}`) throw new Error(`kmeansInit: into must be [${k}, ${d}], got ${opts.into.describe()}`);
+  }
+  const rng = opts.rng ?? new Rng(0);
+  const r = rt();
+  const dmin = empty([n]);
+  for (let c = 0; c < k; c++) {
+    const first = c === 0 ? 1 : 0;
+    r.dispatch(vqKernel('vq', 'kpp_pick'), [z.buffer, dmin.buffer, out.buffer], vqUniforms([n, d, c, first], [rng.next()]), [1]);
+    if (c + 1 < k) r.dispatch(vqKernel('vq', 'kpp_dist'), [z.buffer, out.buffer, dmin.buffer], new Uint32Array([n, d, c, first]), grid1d(Math.ceil(n / 64)));
+  }
+  dmin.dispose();
+  for (let it = 0; it < (opts.iters ?? 0); it++) {
+    const { indices } = nearestCode(z, out, { schedule: opts.schedule });
+    const b = codeBuckets(indices, k);
+    indices.dispose();
+    r.dispatch(
+      vqKernel('vq', 'kmeans_update'),
+      [z.buffer, b.order.buffer, b.offsets.buffer, b.counts.buffer, out.buffer],
+      new Uint32Array([k, d]),
+      grid1d(Math.ceil((k * d) / 64)),
+    );
+    disposeBuckets(b);
+  }
+  return out;
+}

@@ -1,0 +1,532 @@
+// Vector quantiser kernels around the nearest-code search (that one is in vq_nearest.wgsl):
+// the gather of z_q with the loss's sum of squares, the two loss gradients, a deterministic
+// counting sort of rows by code (the "buckets" that segment sums walk), per-code counts and
+// the perplexity / usage statistics. Row-major z and z_q [N, D], codebook [K, D], indices u32.
+// Every float sum has a fixed order (sequential loops or fixed trees in workgroup memory), so
+// results repeat exactly; only integer counts use atomics.
+// Row-wise kernels work on vectors V of W floats: vec4f when D is a multiple of 4 (a quarter
+// of the loads: lavapipe pays per load instruction), else f32; `dv` is D / W, vectors per row,
+// and HSUM(x) the sum of a vector's components.
+
+fn lin(gid: vec3u, nwg: vec3u, wg: u32) -> u32 {
+  return gid.x + gid.y * nwg.x * wg;
+}
+
+var<workgroup> redf: array<f32, 256>;
+var<workgroup> redu: array<u32, 256>;
+
+// Tree-sums redf[0..256) into redf[0]; every thread of the workgroup must call it.
+fn treeSumF(t: u32) {
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    workgroupBarrier();
+    if (t < s) { redf[t] += redf[t + s]; }
+  }
+  workgroupBarrier();
+}
+
+fn treeSumU(t: u32) {
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    workgroupBarrier();
+    if (t < s) { redu[t] += redu[t + s]; }
+  }
+  workgroupBarrier();
+}
+
+// @kernel gather_loss
+// zq = codebook[idx] row by row, and per workgroup the sum of (zq - z)^2 over a fixed chunk
+// of 256 * PER vectors (reduced by loss_final).
+alias V = {{V}};
+const PER = 16u;
+struct Params { n: u32, dv: u32, k: u32 }
+@group(0) @binding(0) var<storage, read> z: array<V>;
+@group(0) @binding(1) var<storage, read> e: array<V>;
+@group(0) @binding(2) var<storage, read> idx: array<u32>;
+@group(0) @binding(3) var<storage, read_write> zq: array<V>;
+@group(0) @binding(4) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) t: u32) {
+  let w = wid.x + wid.y * nwg.x;
+  let total = p.n * p.dv;
+  var acc = V(0.0);
+  for (var q = 0u; q < PER; q++) {
+    let i = w * 256u * PER + q * 256u + t;  // neighbouring threads, neighbouring vectors
+    if (i < total) {
+      let row = i / p.dv;
+      let col = i - row * p.dv;
+      let v = e[min(idx[row], p.k - 1u) * p.dv + col];
+      zq[i] = v;
+      let diff = v - z[i];
+      acc = fma(diff, diff, acc);
+    }
+  }
+  let x = acc;
+  redf[t] = {{HSUM}};
+  treeSumF(t);
+  if (t == 0u) { partial[w] = redf[0]; }
+}
+
+// @kernel loss_final
+// m = mean((zq - z)^2); codebook loss m, commitment loss beta * m, and their sum as used for
+// training (without the codebook term when the codebook is trained by EMA).
+struct Params { parts: u32, invCount: f32, beta: f32, codebookTerm: f32 }
+@group(0) @binding(0) var<storage, read> partial: array<f32>;
+@group(0) @binding(1) var<storage, read_write> cb: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cm: array<f32>;
+@group(0) @binding(3) var<storage, read_write> total: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) t: u32) {
+  var acc = 0.0;
+  for (var i = t; i < p.parts; i += 256u) { acc += partial[i]; }
+  redf[t] = acc;
+  treeSumF(t);
+  if (t == 0u) {
+    let m = redf[0] * p.invCount;
+    cb[0] = m;
+    cm[0] = p.beta * m;
+    total[0] = p.codebookTerm * m + p.beta * m;
+  }
+}
+
+// @kernel commit_grad
+// Gradient of beta * mean((sg zq - z)^2) at z: scale * g * (z - zq), scale = 2 beta / (N D).
+alias V = {{V}};
+struct Params { count: u32, scale: f32 }
+@group(0) @binding(0) var<storage, read> z: array<V>;
+@group(0) @binding(1) var<storage, read> zq: array<V>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dz: array<V>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = lin(gid, nwg, 256u);
+  if (i >= p.count) { return; }
+  dz[i] = (p.scale * g[0]) * (z[i] - zq[i]);
+}
+
+// @kernel codebook_grad
+// Gradient of mean((zq - sg z)^2) at the codebook: for code k and vector column c,
+// scale * g * sum over the rows assigned to k (in row order) of (zq - z), scale = 2 / (N D).
+// One invocation per (k, c) walks the code's bucket of the counting sort: no float atomics.
+alias V = {{V}};
+struct Params { k: u32, dv: u32, scale: f32 }
+@group(0) @binding(0) var<storage, read> z: array<V>;
+@group(0) @binding(1) var<storage, read> zq: array<V>;
+@group(0) @binding(2) var<storage, read> order: array<u32>;
+@group(0) @binding(3) var<storage, read> offsets: array<u32>;
+@group(0) @binding(4) var<storage, read> counts: array<u32>;
+@group(0) @binding(5) var<storage, read> g: array<f32>;
+@group(0) @binding(6) var<storage, read_write> de: array<V>;
+@group(0) @binding(7) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = lin(gid, nwg, 64u);
+  if (i >= p.k * p.dv) { return; }
+  let k = i / p.dv;
+  let c = i - k * p.dv;
+  let start = offsets[k];
+  let end = start + counts[k];
+  var acc = V(0.0);
+  for (var j = start; j < end; j++) {
+    let o = order[j] * p.dv + c;
+    acc += zq[o] - z[o];
+  }
+  de[i] = (p.scale * g[0]) * acc;
+}
+
+// @kernel segment_sum
+// out[k, c] = sum over the rows assigned to code k (in row order) of x[row, c].
+alias V = {{V}};
+struct Params { k: u32, dv: u32 }
+@group(0) @binding(0) var<storage, read> x: array<V>;
+@group(0) @binding(1) var<storage, read> order: array<u32>;
+@group(0) @binding(2) var<storage, read> offsets: array<u32>;
+@group(0) @binding(3) var<storage, read> counts: array<u32>;
+@group(0) @binding(4) var<storage, read_write> out: array<V>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = lin(gid, nwg, 64u);
+  if (i >= p.k * p.dv) { return; }
+  let k = i / p.dv;
+  let c = i - k * p.dv;
+  let start = offsets[k];
+  let end = start + counts[k];
+  var acc = V(0.0);
+  for (var j = start; j < end; j++) { acc += x[order[j] * p.dv + c]; }
+  out[i] = acc;
+}
+
+// ---- Counting sort of rows by code, stable (rows of a code stay in row order):
+// rows are cut into chunks; hist[chunk * K + k] counts code k in a chunk, is turned
+// into the chunk's starting rank within code k, and the fill pass places each row at
+// offsets[k] + rank. Each chunk is handled by one invocation in row order, so it is exact and
+// repeatable.
+
+// @kernel bucket_hist
+struct Params { n: u32, k: u32, chunks: u32, chunk: u32 }
+@group(0) @binding(0) var<storage, read> idx: array<u32>;
+@group(0) @binding(1) var<storage, read_write> hist: array<u32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let c = lin(gid, nwg, 64u);
+  if (c >= p.chunks) { return; }
+  let base = c * p.k;
+  for (var k = 0u; k < p.k; k++) { hist[base + k] = 0u; }
+  let end = min((c + 1u) * p.chunk, p.n);
+  for (var i = c * p.chunk; i < end; i++) {
+    let h = base + min(idx[i], p.k - 1u);
+    hist[h] = hist[h] + 1u;
+  }
+}
+
+// @kernel bucket_scan
+// Per code: chunk counts -> exclusive ranks (in place), and the code's total count.
+struct Params { k: u32, chunks: u32 }
+@group(0) @binding(0) var<storage, read_write> hist: array<u32>;
+@group(0) @binding(1) var<storage, read_write> counts: array<u32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let k = lin(gid, nwg, 64u);
+  if (k >= p.k) { return; }
+  var total = 0u;
+  for (var c = 0u; c < p.chunks; c++) {
+    let h = hist[c * p.k + k];
+    hist[c * p.k + k] = total;
+    total += h;
+  }
+  counts[k] = total;
+}
+
+// @kernel bucket_offsets
+// Exclusive prefix sum of the counts (one workgroup; thread t owns a contiguous range).
+struct Params { k: u32 }
+@group(0) @binding(0) var<storage, read> counts: array<u32>;
+@group(0) @binding(1) var<storage, read_write> offsets: array<u32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) t: u32) {
+  let per = (p.k + 255u) / 256u;
+  let start = min(t * per, p.k);
+  let end = min(start + per, p.k);
+  var s = 0u;
+  for (var k = start; k < end; k++) { s += counts[k]; }
+  redu[t] = s;
+  workgroupBarrier();
+  if (t == 0u) {
+    var run = 0u;
+    for (var i = 0u; i < 256u; i++) {
+      let v = redu[i];
+      redu[i] = run;
+      run += v;
+    }
+  }
+  workgroupBarrier();
+  var run = redu[t];
+  for (var k = start; k < end; k++) {
+    offsets[k] = run;
+    run += counts[k];
+  }
+}
+
+// @kernel bucket_fill
+struct Params { n: u32, k: u32, chunks: u32, chunk: u32 }
+@group(0) @binding(0) var<storage, read> idx: array<u32>;
+@group(0) @binding(1) var<storage, read> offsets: array<u32>;
+@group(0) @binding(2) var<storage, read_write> hist: array<u32>;
+@group(0) @binding(3) var<storage, read_write> order: array<u32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let c = lin(gid, nwg, 64u);
+  if (c >= p.chunks) { return; }
+  let end = min((c + 1u) * p.chunk, p.n);
+  for (var i = c * p.chunk; i < end; i++) {
+    let k = min(idx[i], p.k - 1u);
+    let h = c * p.k + k;
+    let rank = hist[h];
+    hist[h] = rank + 1u;
+    order[offsets[k] + rank] = i;
+  }
+}
+
+// @kernel code_counts
+// counts[k] += number of rows with idx == k (counts zeroed by the caller). Integer atomics:
+// the result does not depend on their order.
+struct Params { n: u32, k: u32 }
+@group(0) @binding(0) var<storage, read> idx: array<u32>;
+@group(0) @binding(1) var<storage, read_write> counts: array<atomic<u32>>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = lin(gid, nwg, 256u);
+  if (i >= p.n) { return; }
+  atomicAdd(&counts[min(idx[i], p.k - 1u)], 1u);
+}
+
+// @kernel stats
+// From per-code counts: perplexity exp(-sum p ln(p + 1e-10)) with p = count / total, and the
+// number of codes with a non-zero count.
+struct Params { k: u32 }
+@group(0) @binding(0) var<storage, read> counts: array<u32>;
+@group(0) @binding(1) var<storage, read_write> ppl: array<f32>;
+@group(0) @binding(2) var<storage, read_write> used: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) t: u32) {
+  var n = 0u;
+  var u = 0u;
+  for (var k = t; k < p.k; k += 256u) {
+    n += counts[k];
+    u += select(0u, 1u, counts[k] > 0u);
+  }
+  redu[t] = n;
+  treeSumU(t);
+  let total = max(f32(redu[0]), 1.0);
+  workgroupBarrier();
+  redu[t] = u;
+  treeSumU(t);
+  var h = 0.0;
+  for (var k = t; k < p.k; k += 256u) {
+    let pk = f32(counts[k]) / total;
+    h -= pk * log(pk + 1e-10);
+  }
+  redf[t] = h;
+  treeSumF(t);
+  if (t == 0u) {
+    ppl[0] = exp(redf[0]);
+    used[0] = f32(redu[0]);
+  }
+}
+
+// @kernel usage_mark
+// seen[k] = step for every code used in this batch (step counts batches from 1).
+struct Params { k: u32, step: u32 }
+@group(0) @binding(0) var<storage, read> counts: array<u32>;
+@group(0) @binding(1) var<storage, read_write> seen: array<u32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let k = lin(gid, nwg, 64u);
+  if (k >= p.k) { return; }
+  if (counts[k] > 0u) { seen[k] = p.step; }
+}
+
+// @kernel usage_count
+// Number of codes used in the last `window` batches (seen within (step - window, step]).
+struct Params { k: u32, step: u32, window: u32 }
+@group(0) @binding(0) var<storage, read> seen: array<u32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) t: u32) {
+  var u = 0u;
+  for (var k = t; k < p.k; k += 256u) {
+    let s = seen[k];
+    u += select(0u, 1u, s != 0u && p.step - s < p.window);
+  }
+  redu[t] = u;
+  treeSumU(t);
+  if (t == 0u) { out[0] = f32(redu[0]); }
+}
+
+// ---- EMA codebook (SPEC section 3; launched by engine/vq_ema.ts). State: emaN [K] and
+// emaM [K, D], the raw exponential moving averages of counts and sums; `bias` is 1 - decay^t
+// with Sonnet's debiasing (1 without it), so N^ = emaN / bias and m^ = emaM / bias.
+
+// @kernel ema_counts
+// One workgroup: emaN <- decay emaN + (1 - decay) n; total = sum N^; Laplace smoothing
+// smoothN = (N^ + eps) / (total + K eps) * total; codes with N^ < threshold are marked dead
+// (when restarts are on) and their count restarts at N^ = 1.
+struct Params { k: u32, restart: u32, decay: f32, bias: f32, eps: f32, threshold: f32 }
+@group(0) @binding(0) var<storage, read> counts: array<u32>;
+@group(0) @binding(1) var<storage, read_write> emaN: array<f32>;
+@group(0) @binding(2) var<storage, read_write> smoothN: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dead: array<u32>;
+@group(0) @binding(4) var<storage, read_write> ndead: array<u32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) t: u32) {
+  var s = 0.0;
+  for (var k = t; k < p.k; k += 256u) {
+    let nk = p.decay * emaN[k] + (1.0 - p.decay) * f32(counts[k]);
+    emaN[k] = nk;
+    s += nk / p.bias;
+  }
+  redf[t] = s;
+  treeSumF(t);
+  let total = redf[0];
+  var nd = 0u;
+  for (var k = t; k < p.k; k += 256u) {
+    let nh = emaN[k] / p.bias;
+    smoothN[k] = (nh + p.eps) / (total + f32(p.k) * p.eps) * total;
+    let isDead = p.restart != 0u && nh < p.threshold;
+    dead[k] = select(0u, 1u, isDead);
+    if (isDead) {
+      emaN[k] = p.bias;
+      nd++;
+    }
+  }
+  redu[t] = nd;
+  treeSumU(t);
+  if (t == 0u) { ndead[0] = redu[0]; }
+}
+
+// @kernel ema_update
+// Per (code k, vector column c): s = the bucket's sum of z; emaM <- decay emaM + (1 - decay) s;
+// e = m^ / smoothN. A dead code instead takes the row restartRows[k] of z, with m^ = that row.
+alias V = {{V}};
+struct Params { k: u32, dv: u32, decay: f32, bias: f32 }
+@group(0) @binding(0) var<storage, read> z: array<V>;
+@group(0) @binding(1) var<storage, read> order: array<u32>;
+@group(0) @binding(2) var<storage, read> offsets: array<u32>;
+@group(0) @binding(3) var<storage, read> counts: array<u32>;
+@group(0) @binding(4) var<storage, read> smoothN: array<f32>;
+@group(0) @binding(5) var<storage, read> dead: array<u32>;
+@group(0) @binding(6) var<storage, read> restartRows: array<u32>;
+@group(0) @binding(7) var<storage, read_write> emaM: array<V>;
+@group(0) @binding(8) var<storage, read_write> e: array<V>;
+@group(0) @binding(9) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = lin(gid, nwg, 64u);
+  if (i >= p.k * p.dv) { return; }
+  let k = i / p.dv;
+  let c = i - k * p.dv;
+  if (dead[k] != 0u) {
+    let v = z[restartRows[k] * p.dv + c];
+    e[i] = v;
+    emaM[i] = p.bias * v;
+    return;
+  }
+  let start = offsets[k];
+  let end = start + counts[k];
+  var s = V(0.0);
+  for (var j = start; j < end; j++) { s += z[order[j] * p.dv + c]; }
+  let m = p.decay * emaM[i] + (1.0 - p.decay) * s;
+  emaM[i] = m;
+  e[i] = (m / p.bias) / smoothN[k];
+}
+
+// ---- k-means++ seeding and Lloyd steps (engine/vq_ema.ts, kmeansInit).
+
+// @kernel kpp_dist
+// dmin[i] = squared distance of row i to the newest centre (first call) or the minimum of the
+// previous value and that distance.
+struct Params { n: u32, d: u32, code: u32, first: u32 }
+@group(0) @binding(0) var<storage, read> z: array<f32>;
+@group(0) @binding(1) var<storage, read> e: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dmin: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = lin(gid, nwg, 64u);
+  if (i >= p.n) { return; }
+  var s = 0.0;
+  for (var c = 0u; c < p.d; c++) {
+    let diff = z[i * p.d + c] - e[p.code * p.d + c];
+    s = fma(diff, diff, s);
+  }
+  dmin[i] = select(min(dmin[i], s), s, p.first != 0u);
+}
+
+// @kernel kpp_pick
+// One workgroup: draws row i with probability weight_i / sum(weight), weight = dmin (or 1 for
+// the first centre), by inverse CDF at u; copies it into codebook row `code`. Thread t sums a
+// contiguous range of rows; thread 0 walks the range sums, then the rows of the chosen range.
+// If every weight is 0 (rows all on centres already) it takes row floor(u n).
+struct Params { n: u32, d: u32, code: u32, first: u32, u: f32 }
+@group(0) @binding(0) var<storage, read> z: array<f32>;
+@group(0) @binding(1) var<storage, read> dmin: array<f32>;
+@group(0) @binding(2) var<storage, read_write> e: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+var<workgroup> pick: u32;
+
+fn weight(i: u32) -> f32 {
+  return select(dmin[i], 1.0, p.first != 0u);
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) t: u32) {
+  let per = (p.n + 255u) / 256u;
+  let start = min(t * per, p.n);
+  let end = min(start + per, p.n);
+  var s = 0.0;
+  for (var i = start; i < end; i++) { s += weight(i); }
+  redf[t] = s;
+  workgroupBarrier();
+  if (t == 0u) {
+    var total = 0.0;
+    for (var r = 0u; r < 256u; r++) { total += redf[r]; }
+    var row = min(u32(p.u * f32(p.n)), p.n - 1u);
+    if (total > 0.0) {
+      let goal = p.u * total;
+      var cum = 0.0;
+      var range = 255u;
+      for (var r = 0u; r < 256u; r++) {
+        if (cum + redf[r] > goal) { range = r; break; }
+        cum += redf[r];
+      }
+      // The first row whose running sum passes the goal; if rounding leaves none, the
+      // range's last row with a positive weight.
+      var found = false;
+      var last = p.n;
+      for (var i = min(range * per, p.n); i < min(range * per + per, p.n); i++) {
+        let w = weight(i);
+        if (w > 0.0) { last = i; }
+        cum += w;
+        if (cum > goal && w > 0.0) { row = i; found = true; break; }
+      }
+      if (!found && last < p.n) { row = last; }
+    }
+    pick = row;
+  }
+  let row = workgroupUniformLoad(&pick);
+  for (var c = t; c < p.d; c += 256u) { e[p.code * p.d + c] = z[row * p.d + c]; }
+}
+
+// @kernel kmeans_update
+// A Lloyd step: every code with assigned rows moves to their mean (bucket sums in row order);
+// codes with none keep their place.
+struct Params { k: u32, d: u32 }
+@group(0) @binding(0) var<storage, read> z: array<f32>;
+@group(0) @binding(1) var<storage, read> order: array<u32>;
+@group(0) @binding(2) var<storage, read> offsets: array<u32>;
+@group(0) @binding(3) var<storage, read> counts: array<u32>;
+@group(0) @binding(4) var<storage, read_write> e: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = lin(gid, nwg, 64u);
+  if (i >= p.k * p.d) { return; }
+  let k = i / p.d;
+  let c = i - k * p.d;
+  let n = counts[k];
+  if (n == 0u) { return; }
+  let start = offsets[k];
+  var s = 0.0;
+  for (var j = start; j < start + n; j++) { s += z[order[j] * p.d + c]; }
+  e[i] = s / f32(n);
+}

@@ -1,0 +1,224 @@
+// Nearest codebook row for each row of z (the VQ-VAE quantiser's argmin), fused: the squared
+// distance ||z||^2 - 2 z.e + ||e||^2 is ranked by its z-dependent part d = ||e||^2 - 2 z.e with
+// a running (min, index) per row, so the N x K distance matrix never exists. Codes are visited
+// in ascending order and replace the running minimum only when strictly smaller, so exact ties
+// (duplicate codebook rows give bit-identical d) go to the lowest index.
+// Two schedules:
+// * nearest_reg: no workgroup memory, no barriers (best on CPU Vulkan such as lavapipe). Each
+//   invocation copies its RM rows of z into a private array once, then loops over every code in
+//   steps of RN, keeping an RM x RN block of dot products in registers. With subgroups of 8,
+//   the 8 lanes load 8 neighbouring codes of a transposed codebook at once and share them by
+//   subgroupBroadcast (one load where there were 8; ~1.25x on lavapipe).
+// * nearest_smem: a GPU GEMM tile. A workgroup owns TM rows and walks the codebook in tiles of
+//   TK codes, staging z and e slices of BD dims in workgroup memory; each thread keeps 4 rows x
+//   4 codes, then the 16 threads that share a row merge their minima (lexicographic on (d, k)).
+
+// The largest finite f32: the starting minimum (a distance that overflows to inf never wins).
+const BIG = 0x1.fffffep+127f;
+
+// @kernel norms
+// ||e_k||^2 for every codebook row, computed once per call of the nearest kernels.
+const D = {{D}}u;
+struct Params { k: u32 }
+@group(0) @binding(0) var<storage, read> e: array<f32>;
+@group(0) @binding(1) var<storage, read_write> norms: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let k = gid.x + gid.y * nwg.x * 64u;
+  if (k >= p.k) { return; }
+  var s = 0.0;
+  for (var d = 0u; d < D; d++) {
+    let v = e[k * D + d];
+    s = fma(v, v, s);
+  }
+  norms[k] = s;
+}
+
+// @kernel norms_t
+// ||e_k||^2, and the codebook transposed to [D, KP] (KP = K rounded up to the register tile;
+// padding codes are zero) for the subgroup variant of nearest_reg.
+const D = {{D}}u;
+struct Params { k: u32, kp: u32 }
+@group(0) @binding(0) var<storage, read> e: array<f32>;
+@group(0) @binding(1) var<storage, read_write> norms: array<f32>;
+@group(0) @binding(2) var<storage, read_write> et: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let k = gid.x + gid.y * nwg.x * 64u;
+  if (k >= p.kp) { return; }
+  var s = 0.0;
+  for (var d = 0u; d < D; d++) {
+    var v = 0.0;
+    if (k < p.k) { v = e[k * D + d]; }
+    et[d * p.kp + k] = v;
+    s = fma(v, v, s);
+  }
+  if (k < p.k) { norms[k] = s; }
+}
+
+// @kernel nearest_reg
+// The RM x RN block is unrolled by the launcher (engine/vq.ts, regBody): lavapipe keeps named
+// scalars in registers, while an array indexed in a loop it does not unroll lives in memory
+// (a 32 x 8 array version ran 20x slower). The unrolled statements fill the {{...}} slots:
+//   DECL_BEST: var b{r} = BIG; var i{r} = 0u;    (running minimum of row r)
+//   CODE_OFFSETS: let eo{j} = min(k0 + j, p.k - 1u) * D;  (tail codes repeat the last one)
+//   DECL_ACC: var a{r}_{j} = 0.0;
+//   LOADS: let e{j} = e[eo{j} + d]; let z{r} = zr[r * D + d];
+//     or, with subgroups (e is then the [D, KP] transpose and lane is the subgroup lane):
+//     let ev{h} = e[d * p.kp + k0 + 8 h + lane]; let e{j} = subgroupBroadcast(ev{j / 8}, j % 8);
+//   FMAS: a{r}_{j} = fma(z{r}, e{j}, a{r}_{j});
+//   UPDATE: per code j < p.k, per row r: dk = ||e||^2 - 2 a{r}_{j}; strictly smaller wins.
+//   STORES: finish(row0 + r, r, b{r}, i{r}, &zr);
+const D = {{D}}u;    // row width, baked in so the loops over it have constant bounds
+const RM = {{RM}}u;  // z rows per invocation
+const RN = {{RN}}u;  // codes per step of the codebook loop
+const WG = 8u;       // one lavapipe SIMD group: small workgroups spread over the CPU threads
+struct Params { n: u32, k: u32, writeDist: u32, kp: u32 }
+@group(0) @binding(0) var<storage, read> z: array<f32>;
+@group(0) @binding(1) var<storage, read> e: array<f32>;
+@group(0) @binding(2) var<storage, read> norms: array<f32>;
+@group(0) @binding(3) var<storage, read_write> idx: array<u32>;
+@group(0) @binding(4) var<storage, read_write> dist: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+fn finish(row: u32, r: u32, best: f32, besti: u32, zr: ptr<function, array<f32, RM * D>>) {
+  if (row >= p.n) { return; }
+  idx[row] = besti;
+  if (p.writeDist != 0u) {
+    var zz = 0.0;
+    for (var d = 0u; d < D; d++) { zz = fma((*zr)[r * D + d], (*zr)[r * D + d], zz); }
+    dist[row] = max(zz + best, 0.0);
+  }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u{{SG_PARAM}}) {
+  let row0 = (gid.x + gid.y * nwg.x * WG) * RM;
+  // This invocation's rows, read once (rows past the end repeat the last row; never stored).
+  var zr: array<f32, RM * D>;
+  for (var r = 0u; r < RM; r++) {
+    let o = min(row0 + r, p.n - 1u) * D;
+    for (var d = 0u; d < D; d++) { zr[r * D + d] = z[o + d]; }
+  }
+{{DECL_BEST}}
+  for (var k0 = 0u; k0 < p.k; k0 += RN) {
+{{CODE_OFFSETS}}
+{{DECL_ACC}}
+    for (var d = 0u; d < D; d++) {
+{{LOADS}}
+{{FMAS}}
+    }
+{{UPDATE}}
+  }
+{{STORES}}
+}
+
+// @kernel nearest_smem
+const D = {{D}}u;
+const TM = 64u;   // rows per workgroup
+const TK = 64u;   // codes per codebook tile
+const BD = 16u;   // dims per staged slice
+const NSLICE = (D + BD - 1u) / BD;
+struct Params { n: u32, k: u32, writeDist: u32 }
+@group(0) @binding(0) var<storage, read> z: array<f32>;
+@group(0) @binding(1) var<storage, read> e: array<f32>;
+@group(0) @binding(2) var<storage, read> norms: array<f32>;
+@group(0) @binding(3) var<storage, read_write> idx: array<u32>;
+@group(0) @binding(4) var<storage, read_write> dist: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+// Slices stored dim-major so a thread's 4 consecutive rows (codes) are one vec4.
+var<workgroup> zs: array<vec4f, BD * TM / 4u>;
+var<workgroup> es: array<vec4f, BD * TK / 4u>;
+var<workgroup> redd: array<f32, TM * 16u>;
+var<workgroup> redi: array<u32, TM * 16u>;
+
+fn zsSet(d: u32, r: u32, v: f32) {
+  let i = d * TM + r;
+  zs[i / 4u][i % 4u] = v;
+}
+fn esSet(d: u32, c: u32, v: f32) {
+  let i = d * TK + c;
+  es[i / 4u][i % 4u] = v;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) t: u32) {
+  let row0 = (wid.x + wid.y * nwg.x) * TM;
+  let tr = t / 16u;  // this thread's rows: row0 + tr*4 + i
+  let tc = t % 16u;  // this thread's codes within a tile: tc*4 + j
+  // Loader mapping: 256 threads x 4 values cover a TM x BD (or TK x BD) slice.
+  let lr = t / 4u;
+  let ld = (t % 4u) * 4u;
+  var best = vec4f(BIG);
+  var besti = vec4u(0u);
+
+  for (var k0 = 0u; k0 < p.k; k0 += TK) {
+    var acc: array<vec4f, 4>;  // acc[i][j]: row tr*4+i, code tc*4+j
+    for (var i = 0u; i < 4u; i++) { acc[i] = vec4f(0.0); }
+    for (var s = 0u; s < NSLICE; s++) {
+      let d0 = s * BD;
+      for (var q = 0u; q < 4u; q++) {
+        let d = d0 + ld + q;
+        let row = row0 + lr;
+        let code = k0 + lr;
+        var zv = 0.0;
+        var ev = 0.0;
+        if (d < D && row < p.n) { zv = z[row * D + d]; }
+        if (d < D && code < p.k) { ev = e[code * D + d]; }
+        zsSet(ld + q, lr, zv);
+        esSet(ld + q, lr, ev);
+      }
+      workgroupBarrier();
+      for (var d = 0u; d < BD; d++) {
+        let a = zs[(d * TM) / 4u + tr];
+        let b = es[(d * TK) / 4u + tc];
+        acc[0] = fma(vec4f(a.x), b, acc[0]);
+        acc[1] = fma(vec4f(a.y), b, acc[1]);
+        acc[2] = fma(vec4f(a.z), b, acc[2]);
+        acc[3] = fma(vec4f(a.w), b, acc[3]);
+      }
+      workgroupBarrier();
+    }
+    for (var j = 0u; j < 4u; j++) {
+      let k = k0 + tc * 4u + j;
+      if (k < p.k) {
+        let nk = norms[k];
+        for (var i = 0u; i < 4u; i++) {
+          let dk = nk - 2.0 * acc[i][j];
+          if (dk < best[i]) { best[i] = dk; besti[i] = k; }
+        }
+      }
+    }
+  }
+
+  // Merge the 16 partial minima of each row; ties go to the lower code index.
+  for (var i = 0u; i < 4u; i++) {
+    redd[(tr * 4u + i) * 16u + tc] = best[i];
+    redi[(tr * 4u + i) * 16u + tc] = besti[i];
+  }
+  workgroupBarrier();
+  if (t < TM) {
+    var bd = redd[t * 16u];
+    var bi = redi[t * 16u];
+    for (var c = 1u; c < 16u; c++) {
+      let dd = redd[t * 16u + c];
+      let di = redi[t * 16u + c];
+      if (dd < bd || (dd == bd && di < bi)) { bd = dd; bi = di; }
+    }
+    let row = row0 + t;
+    if (row < p.n) {
+      idx[row] = bi;
+      if (p.writeDist != 0u) {
+        var zz = 0.0;
+        for (var d = 0u; d < D; d++) { let v = z[row * D + d]; zz = fma(v, v, zz); }
+        dist[row] = max(zz + bd, 0.0);
+      }
+    }
+  }
+}
