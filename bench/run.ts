@@ -13,7 +13,7 @@ import { gemmTile, gemmTileKey } from '../engine/matmul.js';
 import { type BenchCase, type BenchEntry, formatTable, runCase } from './harness.js';
 
 // Modules exporting `benchCases`; add a line per family.
-const MODULES = ['./matmul.js', './vq.js'];
+const MODULES = ['./matmul.js', './conv.js', './vq.js', './train_step.js'];
 
 interface Args {
   filter: RegExp | null;

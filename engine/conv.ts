@@ -1,0 +1,929 @@
+// conv2d and convTranspose2d with autograd, PyTorch layouts at the API (activations NCHW, conv
+// weight [out, in, kh, kw], transposed-conv weight [in, out, kh, kw]) and NCHW inside too.
+//
+// Every pass is an implicit GEMM over shaders/conv.wgsl (see its header):
+//   conv forward, convT input gradient  -> "conv" kernel, DIR = +1, one dispatch
+//   conv input gradient, convT forward  -> "conv" kernel, DIR = -1, one dispatch per output phase
+//                                          of the stride (only taps that reach that phase)
+//   both weight gradients               -> "wgrad" kernel, split over position chunks, then wsum
+//   both bias gradients                 -> bias_grad (a per-channel sum)
+// Weights are repacked per call by the pack kernel (small next to activations).
+//
+// Schedules: 'reg' for CPU Vulkan devices (subgroup broadcast, no workgroup memory; see the
+// shader header for why), 'smem' for GPUs, where passes with at most 8 output channels still
+// use 'reg' (the 64-row tile would idle). VQ_CONV_SCHEDULE=reg|smem forces one everywhere.
+import { record } from './autograd.js';
+import { grid1d, rt, type Kernel } from './runtime.js';
+import { wgslKernel } from './shaders.js';
+import { Tensor, assertDType, empty } from './tensor.js';
+
+export type ConvPair = [number, number];
+
+export interface Conv2dOptions {
+  stride?: number | ConvPair;
+  padding?: number | ConvPair;
+  /** Fused into the output: y = relu(conv(x) + bias). */
+  activation?: 'relu' | null;
+}
+
+export interface ConvTranspose2dOptions extends Conv2dOptions {
+  outputPadding?: number | ConvPair;
+}
+
+export type ConvSchedule = 'reg' | 'smem';
+
+/** Whether this device can run the reg kernels: they broadcast within a workgroup of 8, which must be one subgroup. */
+function regAvailable(): boolean {
+  const caps = rt().caps;
+  return caps.subgroups && caps.subgroupMinSize >= 8;
+}
+
+/** The schedule the conv kernels use now: env VQ_CONV_SCHEDULE, else 'reg' on CPU devices. */
+export function convSchedule(): ConvSchedule {
+  const env = process.env.VQ_CONV_SCHEDULE;
+  const caps = rt().caps;
+  const regOk = regAvailable();
+  if (env === 'reg') {
+    if (!regOk) {
+      throw new Error(`VQ_CONV_SCHEDULE=reg needs the 'subgroups' feature with subgroups of at least 8 (this device: ${caps.subgroups ? `subgroup size ${caps.subgroupMinSize}-${caps.subgroupMaxSize}` : 'no subgroups'})`);
+    }
+    return 'reg';
+  }
+  if (env === 'smem') return 'smem';
+  if (env) throw new Error(`VQ_CONV_SCHEDULE must be 'reg' or 'smem', not '${env}'`);
+  return caps.isCpu && regOk ? 'reg' : 'smem';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Geometry
+
+/** A conv2d, or the conv whose input gradient a convTranspose2d computes. */
+export interface ConvGeom {
+  B: number;
+  /** conv2d: in/out channels. convTranspose2d: the conv's, i.e. CI = convT output channels. */
+  CI: number;
+  CO: number;
+  IH: number;
+  IW: number;
+  OH: number;
+  OW: number;
+  KH: number;
+  KW: number;
+  sy: number;
+  sx: number;
+  py: number;
+  px: number;
+}
+
+/** One "conv"-kernel GEMM: out[b, row, o(q)] = sum Wp[row, kin, ty, tx] * X[b, kin, i(q, ty, tx)]. */
+interface ConvPass {
+  B: number;
+  KIN: number;
+  IH: number;
+  IW: number;
+  ROWS: number;
+  QH: number;
+  QW: number;
+  TY: number;
+  TX: number;
+  SY: number;
+  SX: number;
+  DIR: 1 | -1;
+  OFFY: number;
+  OFFX: number;
+  OH: number;
+  OW: number;
+  OSY: number;
+  OSX: number;
+  OPY: number;
+  OPX: number;
+  // weight source: [ROWS, KIN, KH, KW] (kinMajor false) or [KIN, ROWS, KH, KW]; tap (ty, tx) is
+  // weight element (KY0 + TSY * ty, KX0 + TSX * tx)
+  kinMajor: boolean;
+  KH: number;
+  KW: number;
+  KY0: number;
+  KX0: number;
+  TSY: number;
+  TSX: number;
+}
+
+/** Forward-type pass (DIR +1): output position o reads input o * s - p + k. */
+function forwardPass(B: number, KIN: number, IH: number, IW: number, ROWS: number, OH: number, OW: number,
+  KH: number, KW: number, sy: number, sx: number, py: number, px: number, kinMajor: boolean): ConvPass {
+  return {
+    B, KIN, IH, IW, ROWS, QH: OH, QW: OW, TY: KH, TX: KW, SY: sy, SX: sx, DIR: 1, OFFY: -py, OFFX: -px,
+    OH, OW, OSY: 1, OSX: 1, OPY: 0, OPX: 0, kinMajor, KH, KW, KY0: 0, KX0: 0, TSY: 1, TSX: 1,
+  };
+}
+
+/**
+ * Transposed-type passes (DIR -1), one per output phase (ph_y, ph_x) of the stride: output
+ * o = q * s + ph receives input i = (o + p - k) / s for the taps k = k0 + s * t with
+ * k0 = (ph + p) mod s only, i.e. i = q + c - t with c = (ph + p - k0) / s.
+ */
+function phasePasses(B: number, KIN: number, IH: number, IW: number, ROWS: number, OH: number, OW: number,
+  KH: number, KW: number, sy: number, sx: number, py: number, px: number, kinMajor: boolean): ConvPass[] {
+  const passes: ConvPass[] = [];
+  const phase = (ph: number, s: number, p: number, K: number, O: number) => {
+    const Q = O > ph ? Math.ceil((O - ph) / s) : 0;
+    const k0 = (ph + p) % s;
+    const T = k0 < K ? Math.ceil((K - k0) / s) : 0;
+    return { Q, k0, T, c: (ph + p - k0) / s };
+  };
+  for (let phy = 0; phy < sy; phy++) {
+    for (let phx = 0; phx < sx; phx++) {
+      const y = phase(phy, sy, py, KH, OH);
+      const x = phase(phx, sx, px, KW, OW);
+      if (y.Q === 0 || x.Q === 0) continue;
+      // A phase no tap reaches still gets its outputs (bias or zero): one tap, out of range,
+      // so the packed weights are all zero.
+      const none = y.T === 0 || x.T === 0;
+      passes.push({
+        B, KIN, IH, IW, ROWS, QH: y.Q, QW: x.Q, TY: none ? 1 : y.T, TX: none ? 1 : x.T, SY: 1, SX: 1, DIR: -1,
+        OFFY: y.c, OFFX: x.c, OH, OW, OSY: sy, OSX: sx, OPY: phy, OPX: phx, kinMajor, KH, KW,
+        KY0: none ? KH : y.k0, KX0: none ? KW : x.k0, TSY: sy, TSX: sx,
+      });
+    }
+  }
+  return passes;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels
+
+const kernels = new Map<string, Kernel>();
+function kernelFor(name: string, key: string, code: () => string): Kernel {
+  let k = kernels.get(key);
+  if (!k) {
+    k = { name, key, code };
+    kernels.set(key, k);
+  }
+  return k;
+}
+
+const fixedKernel = (section: string) => kernelFor(`conv.${section}`, `conv.${section}`, () => wgslKernel('conv', section, { ENABLE: '' }));
+
+function bindings(list: [string, string][]): string {
+  const lines = list.map(([name, type], i) => {
+    const access = name === 'Y' || name === 'P' ? 'read_write' : 'read';
+    return `@group(0) @binding(${i}) var<storage, ${access}> ${name}: ${type};`;
+  });
+  lines.push(`@group(0) @binding(${list.length}) var<uniform> p: Params;`);
+  return lines.join('\n');
+}
+
+const comp = ['x', 'y', 'z', 'w'];
+/** WGSL identifier fragment for a possibly negative integer. */
+const id = (d: number) => (d < 0 ? `m${-d}` : `${d}`);
+const mod4 = (v: number) => ((v % 4) + 4) % 4;
+
+// ---- reg: window plans
+
+/**
+ * How a lane loads its input window: offsets d (relative to an aligned base, see callers) that
+ * fall in an aligned vec4 chunk with at least 3 used values load as one vec4 (vecX only; ax is
+ * the base's offset mod 4), the rest as scalars.
+ */
+interface WindowPlan {
+  chunks: number[];
+  inChunk: Map<number, [number, number]>;
+  scalarD: number[];
+}
+
+function windowPlan(ds: Set<number>, vecX: boolean, ax: number): WindowPlan {
+  const D = [...ds].sort((a, b) => a - b);
+  const chunks: number[] = [];
+  const inChunk = new Map<number, [number, number]>();
+  if (vecX) {
+    const start0 = D[0] - mod4(ax + D[0]);
+    for (let d0 = start0; d0 <= D[D.length - 1]; d0 += 4) {
+      const used = [0, 1, 2, 3].filter((i) => ds.has(d0 + i));
+      if (used.length >= 3) {
+        chunks.push(d0);
+        for (const i of used) inChunk.set(d0 + i, [d0, i]);
+      }
+    }
+  }
+  return { chunks, inChunk, scalarD: D.filter((d) => !inChunk.has(d)) };
+}
+
+// ---- reg: conv kernel
+
+interface RegConv {
+  R: number;
+  /** Adjacent positions per lane (4 or 8): more reuses each weight load for more FMAs. */
+  PJ: number;
+  /** 'tap': a weight vec4 holds four taps of a kernel row; 'chan': four input channels. */
+  mode: 'tap' | 'chan';
+  TX: number;
+  SX: number;
+  DIR: 1 | -1;
+  /** Input rows hold whole vec4s (IW % 4 == 0): aligned chunks of the window load as vec4. */
+  vecX: boolean;
+  /** OFFX mod 4 (fixes which window offsets start an aligned vec4). */
+  ax: number;
+  /** chan mode with KIN % 4 != 0: guard the channels past KIN. */
+  kinTail: boolean;
+  /** Output rows hold whole vec4s and the lane's 4 positions are adjacent and aligned. */
+  vecY: boolean;
+}
+
+function regConvKey(v: RegConv): string {
+  return `conv.reg|R${v.R}|P${v.PJ}|${v.mode}|TX${v.TX}|S${v.SX}|D${v.DIR}|vx${v.vecX ? v.ax : '-'}|kt${+v.kinTail}|vy${+v.vecY}`;
+}
+
+/** Window offsets d (ix = qx0 * SX + OFFX + d) of position j and horizontal tap tx. */
+const convD = (v: RegConv, j: number, tx: number) => j * v.SX + v.DIR * tx;
+
+function regConvWindow(v: RegConv): WindowPlan {
+  const ds = new Set<number>();
+  for (let j = 0; j < v.PJ; j++) for (let tx = 0; tx < v.TX; tx++) ds.add(convD(v, j, tx));
+  return windowPlan(ds, v.vecX, v.ax);
+}
+
+function regConvCode(v: RegConv): string {
+  const J = Math.ceil(v.R / 8);
+  const G = Math.ceil(v.TX / 4);
+  const chans = v.mode === 'chan' ? 4 : 1;
+  const { chunks, inChunk, scalarD } = regConvWindow(v);
+  const setup: string[] = [];
+  setup.push(`  let xq = i32(qx0 * ${v.SX}u) + p.OFFX;`);
+  for (const d of scalarD) {
+    setup.push(`  let ix_${id(d)} = xq + ${d};`);
+    setup.push(`  let ok_${id(d)} = ix_${id(d)} >= 0 && ix_${id(d)} < i32(p.IW);`);
+    setup.push(`  let ixc_${id(d)} = u32(clamp(ix_${id(d)}, 0, i32(p.IW) - 1));`);
+  }
+  for (const d0 of chunks) {
+    setup.push(`  let okv_${id(d0)} = xq + ${d0} >= 0 && xq + ${d0} < i32(p.IW);`);
+    setup.push(`  let ixv_${id(d0)} = select(0u, u32(xq + ${d0}), okv_${id(d0)});`);
+  }
+  // This iteration's kernel row ty: its input row for this lane.
+  const rowSetup = [
+    `    let iy = i32(qy * p.SY) ${v.DIR > 0 ? '+' : '-'} i32(ty) + p.OFFY;`,
+    `    let rok = iy >= 0 && iy < i32(p.IH);`,
+    `    let rix = (b * p.KIN * p.IH + u32(clamp(iy, 0, i32(p.IH) - 1))) * p.IW;`,
+  ];
+  // Weight vec4 blocks of one kernel row: its tap groups g (tap mode) or taps tx (chan mode),
+  // stored consecutively for consecutive (k, ty), i.e. for consecutive iterations.
+  const blocks: { g: number; tx: number }[] = [];
+  if (v.mode === 'tap') for (let g = 0; g < G; g++) blocks.push({ g, tx: -1 });
+  else for (let tx = 0; tx < v.TX; tx++) blocks.push({ g: -1, tx });
+  const BPK = blocks.length;
+  for (let jj = 0; jj < J; jj++) {
+    setup.push(`  let wb_${jj} = (wrow + ${8 * jj}u) * (p.KITERS * ${BPK}u);`);
+  }
+
+  const H = v.PJ / 4; // vec4 accumulators per row
+  const acc = [];
+  for (let r = 0; r < v.R; r++) for (let h = 0; h < H; h++) acc.push(`  var acc_${r}_${h} = vec4f(0.0);`);
+
+  const body: string[] = [...rowSetup];
+  // Input window: channel c of this k step (chan mode: four), row ty, offsets D.
+  for (let c = 0; c < chans; c++) {
+    let ch = c === 0 ? 'xk' : `xk + ${c}u`;
+    let chOk = '';
+    if (v.kinTail) {
+      body.push(`    let cok_${c} = ${ch} < p.KIN;`);
+      ch = `min(${ch}, p.KIN - 1u)`;
+      chOk = ` && cok_${c}`;
+    }
+    const base = `xo_${c}`;
+    body.push(`    let ${base} = rix + (${ch}) * IHW;`);
+    for (const d0 of chunks) {
+      body.push(`    let xv_${c}_${id(d0)} = select(vec4f(0.0), X4[(${base} + ixv_${id(d0)}) / 4u], rok && okv_${id(d0)}${chOk});`);
+    }
+    for (const d of scalarD) {
+      body.push(`    let x_${c}_${id(d)} = select(0.0, X[${base} + ixc_${id(d)}], rok && ok_${id(d)}${chOk});`);
+    }
+  }
+  const xval = (c: number, d: number) => {
+    const ch = inChunk.get(d);
+    return ch ? `xv_${c}_${id(ch[0])}.${comp[ch[1]]}` : `x_${c}_${id(d)}`;
+  };
+  blocks.forEach((blk, bi) => {
+    for (let jj = 0; jj < J; jj++) body.push(`    let w_${bi}_${jj} = Wp[wb_${jj} + it * ${BPK}u + ${bi}u];`);
+  });
+  // Terms of one row's update: (block, weight component, accumulator h) -> the weight
+  // component times a vec4 of inputs (positions 4h .. 4h + 3).
+  const terms: { bi: number; comp: number; h: number; xs: string }[] = [];
+  blocks.forEach((blk, bi) => {
+    for (let h = 0; h < H; h++) {
+      const js = [0, 1, 2, 3].map((j) => 4 * h + j);
+      if (v.mode === 'tap') {
+        const T = Math.min(4, v.TX - 4 * blk.g);
+        for (let t = 0; t < T; t++) {
+          const tx = 4 * blk.g + t;
+          terms.push({ bi, comp: t, h, xs: `vec4f(${js.map((j) => xval(0, convD(v, j, tx))).join(', ')})` });
+        }
+      } else {
+        for (let c = 0; c < 4; c++) {
+          terms.push({ bi, comp: c, h, xs: `vec4f(${js.map((j) => xval(c, convD(v, j, blk.tx))).join(', ')})` });
+        }
+      }
+    }
+  });
+  // Shared input vectors (the same vec4 serves every row).
+  const xvec = new Map<string, string>();
+  for (const t of terms) {
+    if (!xvec.has(t.xs)) {
+      const name = `xs_${xvec.size}`;
+      xvec.set(t.xs, name);
+      body.push(`    let ${name} = ${t.xs};`);
+    }
+  }
+  // Row by row: broadcast the row's weights from the lane that loaded them, then one chained
+  // update per accumulator.
+  for (let r = 0; r < v.R; r++) {
+    for (let bi = 0; bi < BPK; bi++) {
+      body.push(`    let s_${r}_${bi} = subgroupBroadcast(w_${bi}_${r >> 3}, ${r & 7}u);`);
+    }
+    for (let h = 0; h < H; h++) {
+      let e = `acc_${r}_${h}`;
+      for (const t of terms) if (t.h === h) e = `fma(vec4f(s_${r}_${t.bi}.${comp[t.comp]}), ${xvec.get(t.xs)}, ${e})`;
+      body.push(`    acc_${r}_${h} = ${e};`);
+    }
+  }
+
+  const epi: string[] = [];
+  epi.push(`  let oy = qy * p.OSY + p.OPY;`);
+  for (let r = 0; r < v.R; r++) {
+    epi.push(`  if (m0 + ${r}u < p.ROWS) {`);
+    epi.push(`    let row = m0 + ${r}u;`);
+    epi.push(`    let ob = ((b * p.ROWS + row) * p.OH + oy) * p.OW;`);
+    epi.push(`    let bv = select(0.0, bias[min(row, arrayLength(&bias) - 1u)], p.HAS_BIAS != 0u);`);
+    for (let h = 0; h < H; h++) {
+      epi.push(`    var v${h} = acc_${r}_${h} + vec4f(bv);`);
+      epi.push(`    if (p.RELU != 0u) { v${h} = max(v${h}, vec4f(0.0)); }`);
+      if (v.vecY) {
+        const q = `qx0 + ${4 * h}u`;
+        epi.push(H > 1 ? `    if (${q} < p.QW) { Y[(ob + ${q}) / 4u] = v${h}; }` : `    Y[(ob + qx0) / 4u] = v${h};`);
+      } else {
+        for (let j = 0; j < 4; j++) {
+          const q = `qx0 + ${4 * h + j}u`;
+          epi.push(`    if (${q} < p.QW) { Y[ob + (${q}) * p.OSX + p.OPX] = v${h}.${comp[j]}; }`);
+        }
+      }
+    }
+    epi.push(`  }`);
+  }
+
+  const binds: [string, string][] = [];
+  if (scalarD.length) binds.push(['X', 'array<f32>']);
+  if (chunks.length) binds.push(['X4', 'array<vec4f>']);
+  binds.push(['Wp', 'array<vec4f>']);
+  binds.push(['bias', 'array<f32>']);
+  binds.push(['Y', v.vecY ? 'array<vec4f>' : 'array<f32>']);
+  return wgslKernel('conv', 'conv_reg', {
+    ENABLE: 'enable subgroups;',
+    BINDINGS: bindings(binds),
+    R: v.R,
+    PJ: v.PJ,
+    SETUP: setup.join('\n'),
+    ACC_DECL: acc.join('\n'),
+    BODY: body.join('\n'),
+    EPILOGUE: epi.join('\n'),
+  });
+}
+
+
+// ---- reg: weight-gradient kernel
+
+interface RegWgrad {
+  R: number;
+  G: number;
+  /** Accumulator width: taps per group (TX when one group covers the kernel row, else 4). */
+  T: number;
+  /** Column groups per lane: each broadcast A value then feeds CPL * T accumulators. */
+  CPL: number;
+  SX: number;
+  vecA: boolean;
+  vecX: boolean;
+  ax: number;
+  UQ: number;
+}
+
+function regWgradKey(v: RegWgrad): string {
+  return `convw.reg|R${v.R}|G${v.G}|T${v.T}|C${v.CPL}|S${v.SX}|va${+v.vecA}|vx${v.vecX ? v.ax : '-'}|u${v.UQ}`;
+}
+
+/** Window offsets d (ix = qx0 * SX + OFFX + 4g + d) of position j and tap t. */
+function regWgradWindow(v: RegWgrad): WindowPlan {
+  const ds = new Set<number>();
+  for (let j = 0; j < 4; j++) for (let t = 0; t < v.T; t++) ds.add(j * v.SX + t);
+  return windowPlan(ds, v.vecX, v.ax);
+}
+
+function regWgradCode(v: RegWgrad): string {
+  const J = Math.ceil(v.R / 8);
+  const vt = v.T === 1 ? 'f32' : `vec${v.T}f`;
+  const { chunks, inChunk, scalarD } = regWgradWindow(v);
+
+  const arows: string[] = [];
+  for (let jj = 0; jj < J; jj++) {
+    const lanePart = v.R < 8 ? `min(lane, ${v.R - 1}u)` : 'lane';
+    arows.push(`  let ar_${jj} = min(m0 + ${lanePart} + ${8 * jj}u, p.ROWS - 1u);`);
+  }
+  const cols: string[] = [];
+  for (let c = 0; c < v.CPL; c++) {
+    cols.push(`  let cgr_${c} = (wg.x * 8u + lane) * ${v.CPL}u + ${c}u;`);
+    cols.push(`  let cg_${c} = min(cgr_${c}, p.NCG - 1u);`);
+    cols.push(`  let g_${c} = cg_${c} % ${v.G}u;`);
+    cols.push(`  let ty_${c} = (cg_${c} / ${v.G}u) % p.TY;`);
+    cols.push(`  let kin_${c} = cg_${c} / (${v.G}u * p.TY);`);
+  }
+  const acc = [];
+  for (let r = 0; r < v.R; r++) for (let c = 0; c < v.CPL; c++) acc.push(`  var acc_${r}_${c} = ${vt}(0.0);`);
+
+  const body: string[] = [];
+  // Input rows of this iteration, one per column group.
+  for (let c = 0; c < v.CPL; c++) {
+    body.push(`    let iy_${c} = i32(qy * p.SY + ty_${c}) + p.OFFY;`);
+    body.push(`    let rok_${c} = iy_${c} >= 0 && iy_${c} < i32(p.IH);`);
+    body.push(`    let xrow_${c} = ((b * p.KIN + kin_${c}) * p.IH + u32(clamp(iy_${c}, 0, i32(p.IH) - 1))) * p.IW;`);
+  }
+  const terms: string[][] = Array.from({ length: v.R * v.CPL }, () => []);
+  for (let u = 0; u < v.UQ; u++) {
+    body.push(`    let qx0_${u} = (qg + ${u}u) * 4u;`);
+    // A: four positions of row ar_jj.
+    for (let jj = 0; jj < J; jj++) {
+      const i0 = `(abase + ar_${jj} * p.QH) * p.QW + qx0_${u}`;
+      if (v.vecA) {
+        body.push(`    let av_${u}_${jj} = A4[(${i0}) / 4u];`);
+      } else {
+        body.push(`    let ai_${u}_${jj} = ${i0};`);
+        const parts = [0, 1, 2, 3].map((j) => `select(0.0, A[min(ai_${u}_${jj} + ${j}u, arrayLength(&A) - 1u)], qx0_${u} + ${j}u < p.QW)`);
+        body.push(`    let av_${u}_${jj} = vec4f(${parts.join(', ')});`);
+      }
+    }
+    // X windows of this lane's column groups.
+    for (let c = 0; c < v.CPL; c++) {
+      const n = `${u}_${c}`;
+      body.push(`    let xb_${n} = i32(qx0_${u} * ${v.SX}u + 4u * g_${c}) + p.OFFX;`);
+      for (const d0 of chunks) {
+        const ix = `xb_${n} + ${d0}`;
+        body.push(`    let xv_${n}_${id(d0)} = select(vec4f(0.0), X4[(xrow_${c} + select(0u, u32(${ix}), ${ix} >= 0 && ${ix} < i32(p.IW))) / 4u], rok_${c} && ${ix} >= 0 && ${ix} < i32(p.IW));`);
+      }
+      for (const d of scalarD) {
+        const ix = `xb_${n} + ${d}`;
+        body.push(`    let x_${n}_${id(d)} = select(0.0, X[xrow_${c} + u32(clamp(${ix}, 0, i32(p.IW) - 1))], rok_${c} && ${ix} >= 0 && ${ix} < i32(p.IW));`);
+      }
+      const xval = (d: number) => {
+        const ch = inChunk.get(d);
+        return ch ? `xv_${n}_${id(ch[0])}.${comp[ch[1]]}` : `x_${n}_${id(d)}`;
+      };
+      for (let j = 0; j < 4; j++) {
+        const xs = [];
+        for (let t = 0; t < v.T; t++) xs.push(xval(j * v.SX + t));
+        body.push(`    let xs_${n}_${j} = ${vt}(${xs.join(', ')});`);
+      }
+      for (let r = 0; r < v.R; r++) {
+        for (let j = 0; j < 4; j++) terms[r * v.CPL + c].push(`${vt}(a_${u}_${r}.${comp[j]}), xs_${n}_${j}`);
+      }
+    }
+  }
+  // Row by row: broadcast this row's A values, then one chained update per accumulator.
+  for (let r = 0; r < v.R; r++) {
+    for (let u = 0; u < v.UQ; u++) body.push(`    let a_${u}_${r} = subgroupBroadcast(av_${u}_${r >> 3}, ${r & 7}u);`);
+    for (let c = 0; c < v.CPL; c++) {
+      let e = `acc_${r}_${c}`;
+      for (const t of terms[r * v.CPL + c]) e = `fma(${t}, ${e})`;
+      body.push(`    acc_${r}_${c} = ${e};`);
+    }
+  }
+
+  const epi: string[] = [];
+  const pad = v.T === 4 ? '' : v.T === 1 ? ', 0.0, 0.0, 0.0' : v.T === 2 ? ', 0.0, 0.0' : ', 0.0';
+  for (let r = 0; r < v.R; r++) {
+    for (let c = 0; c < v.CPL; c++) {
+      epi.push(`  if (m0 + ${r}u < p.ROWS && cgr_${c} < p.NCG) { P[(wg.z * p.ROWS + m0 + ${r}u) * p.NCG + cg_${c}] = vec4f(acc_${r}_${c}${pad}); }`);
+    }
+  }
+  const binds: [string, string][] = [[v.vecA ? 'A4' : 'A', v.vecA ? 'array<vec4f>' : 'array<f32>']];
+  if (scalarD.length) binds.push(['X', 'array<f32>']);
+  if (chunks.length) binds.push(['X4', 'array<vec4f>']);
+  binds.push(['P', 'array<vec4f>']);
+  return wgslKernel('conv', 'convw_reg', {
+    ENABLE: 'enable subgroups;',
+    BINDINGS: bindings(binds),
+    R: v.R,
+    UQ: v.UQ,
+    AROWS: arows.join('\n'),
+    COLS: cols.join('\n'),
+    ACC_DECL: acc.join('\n'),
+    BODY: body.join('\n'),
+    EPILOGUE: epi.join('\n'),
+  });
+}
+
+// ---- smem kernels
+
+function smemConvKernel(DIR: 1 | -1, bias: boolean, relu: boolean): Kernel {
+  const key = `conv.smem|D${DIR}|b${+bias}|r${+relu}`;
+  return kernelFor('conv.smem', key, () => {
+    const binds: [string, string][] = [['X', 'array<f32>'], ['Wp', 'array<f32>']];
+    if (bias) binds.push(['bias', 'array<f32>']);
+    binds.push(['Y', 'array<f32>']);
+    return wgslKernel('conv', 'conv_smem', {
+      ENABLE: '',
+      BINDINGS: bindings(binds),
+      DIR: DIR === 1 ? '1' : '-1',
+      BIAS_ADD: bias ? ' + bias[row]' : '',
+      ACT: relu ? 'v = max(v, 0.0);' : '',
+    });
+  });
+}
+
+const smemWgradKernel = () =>
+  kernelFor('convw.smem', 'convw.smem', () =>
+    wgslKernel('conv', 'convw_smem', {
+      ENABLE: '',
+      BINDINGS: bindings([['A', 'array<f32>'], ['X', 'array<f32>'], ['P', 'array<f32>']]),
+    }),
+  );
+
+// ---------------------------------------------------------------------------------------------
+// Launchers
+
+/** Rows per subgroup for the reg kernels. */
+function regRows(rows: number): number {
+  return rows > 8 ? 16 : rows > 4 ? 8 : 4;
+}
+
+/** Repacks `w` for `pass` (see the pack kernel). */
+function packWeights(w: Tensor, pass: ConvPass, rowsPadded: number, chan: boolean, txp: number): Tensor {
+  const kinp = chan ? Math.ceil(pass.KIN / 4) * 4 : pass.KIN;
+  const total = rowsPadded * kinp * pass.TY * txp;
+  const out = empty([total]);
+  const u = new Uint32Array([
+    pass.ROWS, rowsPadded, pass.KIN, kinp, pass.TY, pass.TX, txp, pass.KH,
+    pass.KW, pass.KY0, pass.KX0, pass.TSY, pass.TSX, pass.kinMajor ? 1 : 0, chan ? 1 : 0, total,
+  ]);
+  rt().dispatch(fixedKernel('pack'), [w.buffer, out.buffer], u, grid1d(Math.ceil(total / 256)));
+  return out;
+}
+
+/** Runs one conv pass into `y` (all of y's positions of this pass are written). */
+function runConvPass(x: Tensor, w: Tensor, bias: Tensor | null, y: Tensor, pass: ConvPass, relu: boolean, sched: ConvSchedule): void {
+  // With few output channels the smem tile (64 of them) idles; on an H200 the reg kernel ran
+  // such passes (3 channels: the first conv's input gradient, the last convT) 4-8x faster.
+  if (sched === 'smem' && pass.ROWS <= 8 && !process.env.VQ_CONV_SCHEDULE && regAvailable()) sched = 'reg';
+  if (sched === 'smem') {
+    const wp = packWeights(w, pass, pass.ROWS, false, pass.TX);
+    const MTOT = pass.B * pass.QH * pass.QW;
+    const u = new Uint32Array([
+      pass.B, pass.KIN, pass.IH, pass.IW, pass.ROWS, pass.QH, pass.QW, MTOT,
+      pass.OH, pass.OW, pass.OSY, pass.OSX, pass.OPY, pass.OPX, pass.SY, pass.SX,
+      0, 0, pass.TY, pass.TX, pass.KIN * pass.TY * pass.TX, pass.TX, pass.KIN, 0,
+    ]);
+    const i32 = new Int32Array(u.buffer);
+    i32[16] = pass.OFFY;
+    i32[17] = pass.OFFX;
+    const buffers = [x.buffer, wp.buffer, ...(bias ? [bias.buffer] : []), y.buffer];
+    rt().dispatch(smemConvKernel(pass.DIR, !!bias, relu), buffers, u, tileGrid(Math.ceil(MTOT / 64), Math.ceil(pass.ROWS / 64)));
+    wp.dispose();
+    return;
+  }
+  const R = regRows(pass.ROWS);
+  const chan = pass.TX === 1;
+  // Eight positions per lane reuse each broadcast weight twice as often as four: 7.8 instead of
+  // 10.9 loop instructions per vector FMA for the 3x3 layers (llvmpipe's JIT output).
+  const PJ = pass.QW > 4 ? 8 : 4;
+  const v: RegConv = {
+    R,
+    PJ,
+    mode: chan ? 'chan' : 'tap',
+    TX: pass.TX,
+    SX: pass.SX,
+    DIR: pass.DIR,
+    vecX: pass.IW % 4 === 0,
+    ax: mod4(pass.OFFX),
+    kinTail: chan && pass.KIN % 4 !== 0,
+    vecY: pass.OSX === 1 && pass.OPX === 0 && pass.OW % 4 === 0 && pass.QW === pass.OW,
+  };
+  const rowsPadded = Math.ceil(pass.ROWS / R) * R;
+  const wp = packWeights(w, pass, rowsPadded, chan, chan ? pass.TX : 4 * Math.ceil(pass.TX / 4));
+  const NG = Math.ceil(pass.QW / PJ);
+  const NPOS = pass.B * pass.QH * NG;
+  const ksteps = chan ? Math.ceil(pass.KIN / 4) : pass.KIN;
+  const u = new Uint32Array([
+    pass.B, pass.KIN, pass.IH, pass.IW, pass.ROWS, pass.QH, pass.QW, NG,
+    pass.OH, pass.OW, pass.OSY, pass.OSX, pass.OPY, pass.OPX, pass.SY, ksteps,
+    0, 0, NPOS, chan ? 4 : 1,
+    ksteps * pass.TY, pass.TY, bias ? 1 : 0, relu ? 1 : 0,
+  ]);
+  const i32 = new Int32Array(u.buffer);
+  i32[16] = pass.OFFY;
+  i32[17] = pass.OFFX;
+  const key = regConvKey(v);
+  const k = kernelFor('conv.reg', key, () => regConvCode(v));
+  const plan = regConvWindow(v);
+  // X and X4 (one buffer as scalars and as vec4s) are bound only when the kernel reads them.
+  const buffers = [
+    ...(plan.scalarD.length ? [x.buffer] : []),
+    ...(plan.chunks.length ? [x.buffer] : []),
+    wp.buffer,
+    (bias ?? wp).buffer, // unread without a bias (HAS_BIAS = 0)
+    y.buffer,
+  ];
+  rt().dispatch(k, buffers, u, tileGrid(Math.ceil(NPOS / 8), rowsPadded / R));
+  wp.dispose();
+}
+
+/** Grid for `tiles` position tiles (over x, and z beyond 65535) by `rowTiles` row tiles (y). */
+function tileGrid(tiles: number, rowTiles: number): [number, number, number] {
+  const z = Math.ceil(tiles / 65535);
+  return [Math.ceil(tiles / z), rowTiles, z];
+}
+
+/** Weight-gradient GEMM: dW[row, kin, ky, kx] = sum A[b, row, q] * X[b, kin, q * s + k - p]. */
+interface WgradPass {
+  B: number;
+  ROWS: number;
+  QH: number;
+  QW: number;
+  KIN: number;
+  IH: number;
+  IW: number;
+  KH: number;
+  KW: number;
+  SY: number;
+  SX: number;
+  OFFY: number;
+  OFFX: number;
+}
+
+function runWgrad(a: Tensor, x: Tensor, pass: WgradPass, sched: ConvSchedule): Tensor {
+  const dw = empty([pass.ROWS, pass.KIN, pass.KH, pass.KW]);
+  const G = Math.ceil(pass.KW / 4);
+  const TXP = 4 * G;
+  const NCOLP = pass.KIN * pass.KH * TXP; // columns of a partial-sum row (taps padded to TXP)
+  let S: number;
+  let P: Tensor;
+  if (sched === 'smem') {
+    const MTOT = pass.B * pass.QH * pass.QW;
+    const NCOL = pass.KIN * pass.KH * pass.KW;
+    const tiles = Math.ceil(pass.ROWS / 64) * Math.ceil(NCOL / 64);
+    // Enough chunks to fill a GPU, each at least 256 positions deep.
+    S = Math.max(1, Math.min(Math.ceil(256 / tiles), Math.ceil(MTOT / 256)));
+    const chunk = Math.ceil(MTOT / S / 16) * 16;
+    S = Math.ceil(MTOT / chunk);
+    P = empty([S * pass.ROWS * NCOLP]);
+    const u = new Uint32Array([
+      pass.B, pass.KIN, pass.IH, pass.IW, pass.ROWS, pass.QH, pass.QW, NCOL,
+      pass.KH, pass.KW, pass.SY, pass.SX, 0, 0, chunk, MTOT,
+      TXP, pass.ROWS * NCOLP, 0, 0,
+    ]);
+    const i32 = new Int32Array(u.buffer);
+    i32[12] = pass.OFFY;
+    i32[13] = pass.OFFX;
+    rt().dispatch(smemWgradKernel(), [a.buffer, x.buffer, P.buffer], u, [Math.ceil(pass.ROWS / 64), Math.ceil(NCOL / 64), S]);
+  } else {
+    const R = regRows(pass.ROWS);
+    const NG = Math.ceil(pass.QW / 4);
+    const T = G === 1 ? pass.KW : 4;
+    const NCG = pass.KIN * pass.KH * G;
+    // Column groups per lane: each broadcast A value then feeds CPL * T accumulators (4 groups
+    // cut the loop from ~12.5 to ~8.5 instructions per vector FMA at the seed model's shapes),
+    // unless that would leave a quarter of the lanes without columns.
+    const usage = (c: number) => NCG / (Math.ceil(NCG / (8 * c)) * 8 * c);
+    const CPL = [4, 2, 1].find((c) => c === 1 || usage(c) >= 0.75)!;
+    // Position groups per loop iteration (they must tile a row of groups); more than one gains
+    // little once CPL is 4 and makes the kernel slower to compile.
+    const uqMax = CPL >= 4 ? 1 : CPL === 2 ? 2 : 4;
+    const UQ = [4, 2, 1].find((u) => u <= uqMax && NG % u === 0)!;
+    const v: RegWgrad = {
+      R,
+      G,
+      T,
+      CPL,
+      SX: pass.SX,
+      vecA: pass.QW % 4 === 0,
+      vecX: pass.IW % 4 === 0,
+      ax: mod4(pass.OFFX),
+      UQ,
+    };
+    const NGI = NG / UQ;
+    const KITERS = pass.B * pass.QH * NGI;
+    const tiles = Math.ceil(NCG / (8 * CPL)) * Math.ceil(pass.ROWS / R);
+    // Split the positions so that there are some 64 workgroups to spread over the threads.
+    S = Math.max(1, Math.min(KITERS, Math.ceil(64 / tiles)));
+    const chunk = Math.ceil(KITERS / S);
+    S = Math.ceil(KITERS / chunk);
+    P = empty([S * pass.ROWS * NCOLP]);
+    const u = new Uint32Array([
+      pass.B, pass.KIN, pass.IH, pass.IW, pass.ROWS, pass.QH, pass.QW, NGI,
+      pass.KH, NCG, pass.SY, chunk, 0, 0, KITERS, 0,
+    ]);
+    const i32 = new Int32Array(u.buffer);
+    i32[12] = pass.OFFY;
+    i32[13] = pass.OFFX;
+    const key = regWgradKey(v);
+    const k = kernelFor('convw.reg', key, () => regWgradCode(v));
+    const plan = regWgradWindow(v);
+    const buffers = [a.buffer, ...(plan.scalarD.length ? [x.buffer] : []), ...(plan.chunks.length ? [x.buffer] : []), P.buffer];
+    rt().dispatch(k, buffers, u, [Math.ceil(NCG / (8 * CPL)), Math.ceil(pass.ROWS / R), S]);
+  }
+  const total = dw.size;
+  const u = new Uint32Array([pass.ROWS, pass.KIN, pass.KH, pass.KW, TXP, S, pass.ROWS * NCOLP, total]);
+  rt().dispatch(fixedKernel('wsum'), [P.buffer, dw.buffer], u, grid1d(Math.ceil(total / 256)));
+  P.dispose();
+  return dw;
+}
+
+/** Per-channel sum of g [B, C, H, W] over batch and positions. */
+function biasGrad(g: Tensor): Tensor {
+  const [B, C, H, W] = g.shape;
+  const db = empty([C]);
+  const v4 = (H * W) % 4 === 0;
+  const k = kernelFor('conv.bias_grad', `conv.bias_grad|${v4 ? 4 : 1}`, () =>
+    wgslKernel('conv', 'bias_grad', { ENABLE: '', T: v4 ? 'vec4f' : 'f32', SUM: v4 ? 's.x + s.y + s.z + s.w' : 's' }));
+  rt().dispatch(k, [g.buffer, db.buffer], new Uint32Array([B, C, v4 ? (H * W) / 4 : H * W, 0]), [C, 1, 1]);
+  return db;
+}
+
+function reluGrad(g: Tensor, y: Tensor): Tensor {
+  const out = empty(g.shape);
+  rt().dispatch(fixedKernel('relu_grad'), [g.buffer, y.buffer, out.buffer], new Uint32Array([g.size, 0]), grid1d(Math.ceil(g.size / 256)));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw passes (no autograd), exported for benchmarks and for the backward rules
+
+function pair(v: number | ConvPair | undefined, dflt: number, what: string, op: string): ConvPair {
+  const p: ConvPair = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
+  if (!p.every((n) => Number.isInteger(n))) throw new Error(`${op}: ${what} must be integers, got ${JSON.stringify(v)}`);
+  return p;
+}
+
+const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
+
+function check4d(op: string, name: string, t: Tensor): void {
+  assertDType(op, 'f32', t);
+  if (t.rank !== 4) throw new Error(`${op}: ${name} must be 4-D, got shape ${fmt(t.shape)}`);
+}
+
+/** Validates conv2d's arguments and returns its geometry. */
+export function conv2dGeom(x: Tensor, w: Tensor, bias: Tensor | null | undefined, opts: Conv2dOptions = {}): ConvGeom {
+  const op = 'conv2d';
+  check4d(op, 'input', x);
+  check4d(op, 'weight', w);
+  const [B, CI, IH, IW] = x.shape;
+  const [CO, WCI, KH, KW] = w.shape;
+  if (WCI !== CI) throw new Error(`${op}: input ${fmt(x.shape)} has ${CI} channels but weight ${fmt(w.shape)} expects ${WCI} (weight is [out, in, kh, kw])`);
+  if (bias) {
+    assertDType(op, 'f32', bias);
+    if (bias.rank !== 1 || bias.shape[0] !== CO) throw new Error(`${op}: bias ${fmt(bias.shape)} does not match weight ${fmt(w.shape)} (needs [${CO}])`);
+  }
+  const [sy, sx] = pair(opts.stride, 1, 'stride', op);
+  const [py, px] = pair(opts.padding, 0, 'padding', op);
+  if (sy < 1 || sx < 1) throw new Error(`${op}: stride must be >= 1, got [${sy}, ${sx}]`);
+  if (py < 0 || px < 0) throw new Error(`${op}: padding must be >= 0, got [${py}, ${px}]`);
+  if (KH < 1 || KW < 1) throw new Error(`${op}: weight ${fmt(w.shape)} has an empty kernel`);
+  const OH = Math.floor((IH + 2 * py - KH) / sy) + 1;
+  const OW = Math.floor((IW + 2 * px - KW) / sx) + 1;
+  if (OH < 1 || OW < 1) {
+    throw new Error(`${op}: kernel ${KH}x${KW} is larger than the padded input ${IH + 2 * py}x${IW + 2 * px} (input ${fmt(x.shape)}, padding [${py}, ${px}])`);
+  }
+  return { B, CI, CO, IH, IW, OH, OW, KH, KW, sy, sx, py, px };
+}
+
+/** Validates convTranspose2d's arguments; returns the geometry of the conv it is the transpose of. */
+export function convTranspose2dGeom(x: Tensor, w: Tensor, bias: Tensor | null | undefined, opts: ConvTranspose2dOptions = {}): ConvGeom {
+  const op = 'convTranspose2d';
+  check4d(op, 'input', x);
+  check4d(op, 'weight', w);
+  const [B, CI, IH, IW] = x.shape;
+  const [WCI, CO, KH, KW] = w.shape;
+  if (WCI !== CI) throw new Error(`${op}: input ${fmt(x.shape)} has ${CI} channels but weight ${fmt(w.shape)} expects ${WCI} (weight is [in, out, kh, kw])`);
+  if (bias) {
+    assertDType(op, 'f32', bias);
+    if (bias.rank !== 1 || bias.shape[0] !== CO) throw new Error(`${op}: bias ${fmt(bias.shape)} does not match weight ${fmt(w.shape)} (needs [${CO}])`);
+  }
+  const [sy, sx] = pair(opts.stride, 1, 'stride', op);
+  const [py, px] = pair(opts.padding, 0, 'padding', op);
+  const [oy, ox] = pair(opts.outputPadding, 0, 'outputPadding', op);
+  if (sy < 1 || sx < 1) throw new Error(`${op}: stride must be >= 1, got [${sy}, ${sx}]`);
+  if (py < 0 || px < 0) throw new Error(`${op}: padding must be >= 0, got [${py}, ${px}]`);
+  if (oy < 0 || ox < 0 || oy >= sy || ox >= sx) throw new Error(`${op}: outputPadding [${oy}, ${ox}] must be smaller than stride [${sy}, ${sx}]`);
+  if (KH < 1 || KW < 1) throw new Error(`${op}: weight ${fmt(w.shape)} has an empty kernel`);
+  const OH = (IH - 1) * sy - 2 * py + KH + oy;
+  const OW = (IW - 1) * sx - 2 * px + KW + ox;
+  if (OH < 1 || OW < 1) throw new Error(`${op}: output would be ${OH}x${OW} for input ${fmt(x.shape)}, weight ${fmt(w.shape)}, padding [${py}, ${px}]`);
+  // The conv this is the transpose of maps [B, CO, OH, OW] to [B, CI, IH, IW].
+  return { B, CI: CO, CO: CI, IH: OH, IW: OW, OH: IH, OW: IW, KH, KW, sy, sx, py, px };
+}
+
+/** conv2d forward: y [B, CO, OH, OW] (+ bias, relu). */
+export function conv2dForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom, relu = false, sched = convSchedule()): Tensor {
+  const y = empty([g.B, g.CO, g.OH, g.OW]);
+  const pass = forwardPass(g.B, g.CI, g.IH, g.IW, g.CO, g.OH, g.OW, g.KH, g.KW, g.sy, g.sx, g.py, g.px, false);
+  runConvPass(x, w, bias, y, pass, relu, sched);
+  return y;
+}
+
+/**
+ * The passes computing a conv's input gradient (or a transposed conv's output) [B, CI, IH, IW]
+ * from [B, CO, OH, OW]: one per stride phase, or for a plain 1x1 conv the forward GEMM with the
+ * weight read transposed (the same kernel as the forward 1x1 conv).
+ */
+function transposedPasses(g: ConvGeom): ConvPass[] {
+  if (g.KH === 1 && g.KW === 1 && g.sy === 1 && g.sx === 1 && g.py === 0 && g.px === 0) {
+    return [forwardPass(g.B, g.CO, g.OH, g.OW, g.CI, g.IH, g.IW, 1, 1, 1, 1, 0, 0, true)];
+  }
+  return phasePasses(g.B, g.CO, g.OH, g.OW, g.CI, g.IH, g.IW, g.KH, g.KW, g.sy, g.sx, g.py, g.px, true);
+}
+
+/** conv2d input gradient: dx [B, CI, IH, IW] from dy [B, CO, OH, OW]. */
+export function conv2dInputGrad(dy: Tensor, w: Tensor, g: ConvGeom, sched = convSchedule()): Tensor {
+  const dx = empty([g.B, g.CI, g.IH, g.IW]);
+  for (const pass of transposedPasses(g)) runConvPass(dy, w, null, dx, pass, false, sched);
+  return dx;
+}
+
+/** conv2d weight gradient dw [CO, CI, KH, KW] from dy and the input x. */
+export function conv2dWeightGrad(dy: Tensor, x: Tensor, g: ConvGeom, sched = convSchedule()): Tensor {
+  return runWgrad(dy, x, {
+    B: g.B, ROWS: g.CO, QH: g.OH, QW: g.OW, KIN: g.CI, IH: g.IH, IW: g.IW, KH: g.KH, KW: g.KW,
+    SY: g.sy, SX: g.sx, OFFY: -g.py, OFFX: -g.px,
+  }, sched);
+}
+
+/** Bias gradient of either op: per-channel sum of the output gradient. */
+export function convBiasGrad(dy: Tensor): Tensor {
+  return biasGrad(dy);
+}
+
+/** convTranspose2d forward: y [B, CI(conv), IH(conv), IW(conv)] from x [B, CO(conv), OH, OW]. */
+export function convTranspose2dForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom, relu = false, sched = convSchedule()): Tensor {
+  const y = empty([g.B, g.CI, g.IH, g.IW]);
+  for (const pass of transposedPasses(g)) runConvPass(x, w, bias, y, pass, relu, sched);
+  return y;
+}
+
+/** convTranspose2d input gradient: dx [B, CO(conv), OH, OW] from dy [B, CI(conv), IH, IW]. */
+export function convTranspose2dInputGrad(dy: Tensor, w: Tensor, g: ConvGeom, sched = convSchedule()): Tensor {
+  const dx = empty([g.B, g.CO, g.OH, g.OW]);
+  const pass = forwardPass(g.B, g.CI, g.IH, g.IW, g.CO, g.OH, g.OW, g.KH, g.KW, g.sy, g.sx, g.py, g.px, false);
+  runConvPass(dy, w, null, dx, pass, false, sched);
+  return dx;
+}
+
+/** convTranspose2d weight gradient dw [in, out, KH, KW] from its input x and output gradient dy. */
+export function convTranspose2dWeightGrad(dy: Tensor, x: Tensor, g: ConvGeom, sched = convSchedule()): Tensor {
+  return runWgrad(x, dy, {
+    B: g.B, ROWS: g.CO, QH: g.OH, QW: g.OW, KIN: g.CI, IH: g.IH, IW: g.IW, KH: g.KH, KW: g.KW,
+    SY: g.sy, SX: g.sx, OFFY: -g.py, OFFX: -g.px,
+  }, sched);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ops with autograd
+
+/**
+ * 2-D convolution, PyTorch's `F.conv2d(x, w, bias, stride, padding)` (+ optional fused ReLU).
+ * x [B, Cin, H, W], w [Cout, Cin, kh, kw], bias [Cout] or null.
+ */
+export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  const g = conv2dGeom(x, w, bias, opts);
+  const relu = opts.activation === 'relu';
+  const y = conv2dForward(x, w, bias ?? null, g, relu);
+  const inputs = bias ? [x, w, bias] : [x, w];
+  const need = inputs.map((t) => t.requiresGrad);
+  return record(y, 'conv2d', inputs, relu ? [x, w, y] : [x, w], (grad, saved) => {
+    const [sx, sw, sy] = saved;
+    const gy = relu ? reluGrad(grad, sy) : grad;
+    const dx = need[0] ? conv2dInputGrad(gy, sw, g) : null;
+    const dw = need[1] ? conv2dWeightGrad(gy, sx, g) : null;
+    const db = bias && need[2] ? biasGrad(gy) : null;
+    if (gy !== grad) gy.dispose();
+    return bias ? [dx, dw, db] : [dx, dw];
+  });
+}
+
+/**
+ * Transposed 2-D convolution, PyTorch's `F.conv_transpose2d(x, w, bias, stride, padding,
+ * output_padding)` (+ optional fused ReLU). x [B, Cin, H, W], w [Cin, Cout, kh, kw].
+ */
+export function convTranspose2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: ConvTranspose2dOptions = {}): Tensor {
+  const g = convTranspose2dGeom(x, w, bias, opts);
+  const relu = opts.activation === 'relu';
+  const y = convTranspose2dForward(x, w, bias ?? null, g, relu);
+  const inputs = bias ? [x, w, bias] : [x, w];
+  const need = inputs.map((t) => t.requiresGrad);
+  return record(y, 'convTranspose2d', inputs, relu ? [x, w, y] : [x, w], (grad, saved) => {
+    const [sx, sw, sy] = saved;
+    const gy = relu ? reluGrad(grad, sy) : grad;
+    const dx = need[0] ? convTranspose2dInputGrad(gy, sw, g) : null;
+    const dw = need[1] ? convTranspose2dWeightGrad(gy, sx, g) : null;
+    const db = bias && need[2] ? biasGrad(gy) : null;
+    if (gy !== grad) gy.dispose();
+    return bias ? [dx, dw, db] : [dx, dw];
+  });
+}
+
+/** FLOPs (2 per multiply-add) of one conv2d forward with geometry `g`; each backward pass has as many. */
+export function convFlops(g: ConvGeom): number {
+  return 2 * g.B * g.CO * g.OH * g.OW * g.CI * g.KH * g.KW;
+}

@@ -1,0 +1,110 @@
+// `npm run prior -- runs/<name> [options]`: trains the PixelCNN prior over the run's VQ-VAE
+// codes (train/prior.ts). Exit codes: 0 finished, 130 interrupted (checkpoint saved; continue
+// with --resume), 1 error, 2 bad arguments.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { init } from '../engine/runtime.js';
+import type { ProgressMode } from '../train/progress.js';
+import { PRIOR_CPU_PRESET, PRIOR_GPU_PRESET, PRIOR_RESUMABLE, type PriorConfig, kebab, trainPrior } from '../train/prior.js';
+import { readJson } from '../train/runfiles.js';
+
+const NUMERIC: (keyof PriorConfig)[] = ['width', 'layers', 'headWidth', 'firstKernel', 'kernel', 'steps', 'batchSize', 'lr', 'seed', 'trainImages', 'validImages', 'logEvery', 'valEvery', 'checkpointEvery', 'keepCheckpoints'];
+const SIZE: (keyof PriorConfig)[] = ['width', 'layers', 'headWidth', 'steps', 'batchSize', 'trainImages'];
+
+function help(): string {
+  return `npm run prior -- runs/<name> [options]
+Trains a gated PixelCNN prior over the 16x16 code maps of the VQ-VAE in runs/<name>
+(its checkpoints/best, else the latest step checkpoint). Output in runs/<name>/prior/.
+  --preset gpu|cpu     gpu: width ${PRIOR_GPU_PRESET.width}, ${PRIOR_GPU_PRESET.layers} layers, batch ${PRIOR_GPU_PRESET.batchSize}, ${PRIOR_GPU_PRESET.steps} steps, lr ${PRIOR_GPU_PRESET.lr}
+                       cpu: width ${PRIOR_CPU_PRESET.width}, ${PRIOR_CPU_PRESET.layers} layers, batch ${PRIOR_CPU_PRESET.batchSize}, ${PRIOR_CPU_PRESET.steps} steps, ${PRIOR_CPU_PRESET.trainImages} train images
+                       (default: cpu on a CPU Vulkan device unless a size option is given)
+${NUMERIC.map((k) => `  --${kebab(k)} N`).join('\n')}
+  --resume             continue from runs/<name>/prior/checkpoints (only ${PRIOR_RESUMABLE.map((k) => '--' + kebab(k)).join(', ')} may change)
+  --overwrite          replace an existing prior
+  --progress auto|bar|lines|none`;
+}
+
+const stop = new AbortController();
+async function main(): Promise<number> {
+  let a;
+  try {
+    const options: Record<string, { type: 'string' | 'boolean' }> = { preset: { type: 'string' }, resume: { type: 'boolean' }, overwrite: { type: 'boolean' }, progress: { type: 'string' }, help: { type: 'boolean' } };
+    for (const k of NUMERIC) options[kebab(k)] = { type: 'string' };
+    a = parseArgs({ args: process.argv.slice(2), options, allowPositionals: true });
+  } catch (e) {
+    console.error(`prior: ${(e as Error).message}`);
+    return 2;
+  }
+  if (a.values.help) {
+    console.log(help());
+    return 0;
+  }
+  if (a.positionals.length !== 1) {
+    console.error('prior: give exactly one run folder, e.g. npm run prior -- runs/quick (see --help)');
+    return 2;
+  }
+  const run = a.positionals[0];
+  const given: Partial<PriorConfig> = {};
+  for (const k of NUMERIC) {
+    const v = a.values[kebab(k)];
+    if (v === undefined) continue;
+    const n = Number(v);
+    if (!Number.isFinite(n)) {
+      console.error(`prior: --${kebab(k)} needs a number, got '${v}'`);
+      return 2;
+    }
+    (given as Record<string, number>)[k] = n;
+  }
+  const preset = a.values.preset as string | undefined;
+  if (preset !== undefined && preset !== 'gpu' && preset !== 'cpu') {
+    console.error(`prior: --preset must be gpu or cpu, not '${preset}'`);
+    return 2;
+  }
+  // first Ctrl-C / SIGTERM: finish the step, save, exit 130; a second one exits at once
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) process.exit(130);
+    console.error(`\n${sig}: stopping after the current step (again to quit at once)`);
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const r = await init();
+  let cfg: PriorConfig;
+  const saved = readJson<PriorConfig & { version: number }>(join(run, 'prior', 'config.json'));
+  if (a.values.resume && saved) {
+    const bad = (Object.keys(given) as (keyof PriorConfig)[]).filter((k) => !PRIOR_RESUMABLE.includes(k) && given[k] !== saved[k]);
+    if (bad.length) {
+      console.error(`prior: --resume: ${bad.map((k) => '--' + kebab(k)).join(', ')} cannot change in a resumed prior`);
+      return 2;
+    }
+    const { version: _, ...rest } = saved;
+    cfg = { ...(rest as PriorConfig), ...given, run };
+  } else {
+    const auto = preset === undefined && r.caps.isCpu && !SIZE.some((k) => k in given);
+    const base = preset === 'cpu' || auto ? PRIOR_CPU_PRESET : PRIOR_GPU_PRESET;
+    if (auto) {
+      console.log(
+        `CPU device detected (${r.caps.description}): cpu preset (width ${base.width}, ${base.layers} mask-B layers, batch ${base.batchSize}, ${base.steps} steps, lr ${base.lr}, ` +
+          `${base.trainImages} train / ${base.validImages} valid images) so that it finishes in minutes. Use --preset gpu for SPEC section 6's settings.`,
+      );
+    }
+    cfg = { ...base, ...given, run };
+  }
+  if (!existsSync(run)) {
+    console.error(`prior: ${run} does not exist (train a VQ-VAE first: npm run train)`);
+    return 2;
+  }
+  const res = await trainPrior(cfg, { resume: !!a.values.resume, overwrite: !!a.values.overwrite, progress: (a.values.progress as ProgressMode | undefined) ?? 'auto', signal: stop.signal });
+  return res.status === 'interrupted' ? 130 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(`prior: ${e instanceof Error ? e.message : e}`);
+    if (process.env.VQ_DEBUG && e instanceof Error) console.error(e.stack);
+    process.exit(1);
+  },
+);
