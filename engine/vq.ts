@@ -7,6 +7,7 @@ import { record } from './autograd.js';
 import { dispatchFill } from './fill.js';
 import { grid1d, rt, type Kernel } from './runtime.js';
 import { wgslKernel } from './shaders.js';
+import { gatherBackward } from './shape.js';
 import { type Tensor, assertDType, empty, keep, share, zeros } from './tensor.js';
 
 export type VqSchedule = 'reg' | 'smem';
@@ -387,19 +388,16 @@ function commitGrad(g: Tensor, z: Tensor, zq: Tensor, beta: number): Tensor {
   return dz;
 }
 
-/** g * 2 / (N D) * segment sum of (zq - z) per code: the codebook term's gradient at E. */
+/**
+ * g * 2 / (N D) * segment sum of (zq - z) per code: the codebook term's gradient at E. The
+ * per-row differences come from the commitment kernel (with z and zq swapped, beta 1); the
+ * segment sum is gather's deterministic backward, which spreads a code that most rows chose
+ * (a collapsed codebook, as at initialisation) over many threads instead of one loop.
+ */
 function codebookGrad(g: Tensor, z: Tensor, zq: Tensor, indices: Tensor, k: number): Tensor {
-  const d = z.shape[1];
-  const buckets = codeBuckets(indices, k);
-  const de = empty([k, d]);
-  const v = vecSpec(d);
-  rt().dispatch(
-    vqKernel('vq', 'codebook_grad', v.values),
-    [z.buffer, zq.buffer, buckets.order.buffer, buckets.offsets.buffer, buckets.counts.buffer, g.buffer, de.buffer],
-    vqUniforms([k, v.dv], [2 / z.size]),
-    grid1d(Math.ceil((k * v.dv) / 64)),
-  );
-  disposeBuckets(buckets);
+  const diff = commitGrad(g, zq, z, 1);
+  const de = gatherBackward(diff, indices, [k, z.shape[1]], 0);
+  diff.dispose();
   return de;
 }
 

@@ -109,37 +109,6 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   dz[i] = (p.scale * g[0]) * (z[i] - zq[i]);
 }
 
-// @kernel codebook_grad
-// Gradient of mean((zq - sg z)^2) at the codebook: for code k and vector column c,
-// scale * g * sum over the rows assigned to k (in row order) of (zq - z), scale = 2 / (N D).
-// One invocation per (k, c) walks the code's bucket of the counting sort: no float atomics.
-alias V = {{V}};
-struct Params { k: u32, dv: u32, scale: f32 }
-@group(0) @binding(0) var<storage, read> z: array<V>;
-@group(0) @binding(1) var<storage, read> zq: array<V>;
-@group(0) @binding(2) var<storage, read> order: array<u32>;
-@group(0) @binding(3) var<storage, read> offsets: array<u32>;
-@group(0) @binding(4) var<storage, read> counts: array<u32>;
-@group(0) @binding(5) var<storage, read> g: array<f32>;
-@group(0) @binding(6) var<storage, read_write> de: array<V>;
-@group(0) @binding(7) var<uniform> p: Params;
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = lin(gid, nwg, 64u);
-  if (i >= p.k * p.dv) { return; }
-  let k = i / p.dv;
-  let c = i - k * p.dv;
-  let start = offsets[k];
-  let end = start + counts[k];
-  var acc = V(0.0);
-  for (var j = start; j < end; j++) {
-    let o = order[j] * p.dv + c;
-    acc += zq[o] - z[o];
-  }
-  de[i] = (p.scale * g[0]) * acc;
-}
-
 // @kernel segment_sum
 // out[k, c] = sum over the rows assigned to code k (in row order) of x[row, c].
 alias V = {{V}};
