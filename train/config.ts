@@ -10,7 +10,13 @@ export type Preset = 'seed' | 'quick';
 export type DataSourceFlag = 'auto' | 'synthetic' | 'celeba' | 'folder';
 export type SplitFlag = 'train' | 'valid' | 'test';
 
-export interface TrainConfig {
+/** The model fields a run sets (their meaning and checks live in ../model/config.ts). */
+type ModelFields = Pick<
+  VqVaeConfig,
+  'hidden' | 'residualHidden' | 'residualBlocks' | 'codebookSize' | 'embeddingDim' | 'beta' | 'ema' | 'emaDecay' | 'deadCodeThreshold'
+>;
+
+export interface TrainConfig extends ModelFields {
   /** Run folder name under runsDir. */
   name: string;
   runsDir: string;
@@ -29,17 +35,6 @@ export interface TrainConfig {
   validSubset: number | null;
   testSubset: number | null;
   sampling: 'shuffle' | 'replacement';
-
-  // model (../model/config.ts)
-  hidden: number;
-  residualHidden: number;
-  residualBlocks: number;
-  codebookSize: number;
-  embeddingDim: number;
-  beta: number;
-  ema: boolean;
-  emaDecay: number;
-  deadCodeThreshold: number;
 
   // optimisation
   steps: number;
