@@ -12,7 +12,8 @@ const a = await gpu.requestAdapter();
 console.log('adapter:', a.info.vendor, a.info.architecture, a.info.description);
 console.log('features:', [...a.features].filter(f => /f16|subgroup|timestamp/.test(f)).join(' '));
 process.exit(0);"
-timeout "${OURS_S:-150}" bash .gpu/run.sh npx tsx bench/run.ts --quick ${FILTER:+--filter "$FILTER"} --json "$OUT/ours.json"
+# BENCH_ARGS: repetitions for our side (default --quick); FILTER: a regex over case names.
+timeout "${OURS_S:-150}" bash .gpu/run.sh npx tsx bench/run.ts ${BENCH_ARGS:---quick} ${FILTER:+--filter "$FILTER"} --json "$OUT/ours.json"
 echo "ours: exit $?"
 timeout "${TORCH_S:-60}" python3 bench/torch_ref.py --quick --json "$OUT/torch.json"
 echo "torch: exit $?"

@@ -586,9 +586,10 @@ function runConvPass(x: Tensor, w: Tensor, bias: Tensor | null, y: Tensor, pass:
   }
   const R = regRows(pass.ROWS);
   const chan = pass.TX === 1;
-  // Eight positions per lane reuse each broadcast weight twice as often as four: 7.8 instead of
-  // 10.9 loop instructions per vector FMA for the 3x3 layers (llvmpipe's JIT output).
-  const PJ = pass.QW > 4 ? 8 : 4;
+  // More adjacent positions per lane reuse each broadcast weight more often: 8 ran the 3x3 and
+  // 4x4 passes up to 2x faster than 4, and 16 another 1.0-1.4x (batch 32 on lavapipe, medians of
+  // 11 interleaved runs); the 1x1 passes (channel mode) were no faster with 16.
+  const PJ = pass.QW <= 4 ? 4 : !chan && pass.QW > 8 ? 16 : 8;
   const v: RegConv = {
     R,
     PJ,
@@ -683,15 +684,14 @@ function runWgrad(a: Tensor, x: Tensor, pass: WgradPass, sched: ConvSchedule): T
     const NG = Math.ceil(pass.QW / 4);
     const T = G === 1 ? pass.KW : 4;
     const NCG = pass.KIN * pass.KH * G;
-    // Column groups per lane: each broadcast A value then feeds CPL * T accumulators (4 groups
-    // cut the loop from ~12.5 to ~8.5 instructions per vector FMA at the seed model's shapes),
-    // unless that would leave a quarter of the lanes without columns.
+    // Column groups per lane: each broadcast A value then feeds CPL * T accumulators. Two
+    // (four for a 1x1 kernel, whose groups are one tap wide), unless that would leave a quarter
+    // of the lanes without columns. Measured at batch 32 on lavapipe: CPL 2 ran the 4x4 and 3x3
+    // layers 1.1-1.9x faster than CPL 4 (enc2 32 against 17 GFLOP/s), and position groups per
+    // iteration beyond one (UQ) only slowed them.
     const usage = (c: number) => NCG / (Math.ceil(NCG / (8 * c)) * 8 * c);
-    const CPL = [4, 2, 1].find((c) => c === 1 || usage(c) >= 0.75)!;
-    // Position groups per loop iteration (they must tile a row of groups); more than one gains
-    // little once CPL is 4 and makes the kernel slower to compile.
-    const uqMax = CPL >= 4 ? 1 : CPL === 2 ? 2 : 4;
-    const UQ = [4, 2, 1].find((u) => u <= uqMax && NG % u === 0)!;
+    const CPL = [T === 1 ? 4 : 2, 1].find((c) => c === 1 || usage(c) >= 0.75)!;
+    const UQ = 1;
     const v: RegWgrad = {
       R,
       G,

@@ -1,7 +1,7 @@
 // The vector quantiser of a VQ-VAE (SPEC sections 1, 2 and 4): the fused nearest-codebook search
 // (shaders/vq_nearest.wgsl), quantisation as an autograd op with the straight-through
-// estimator and the codebook / commitment losses, a deterministic counting sort of rows by code
-// for segment sums, and codebook statistics computed on the GPU (shaders/vq.wgsl). The EMA
+// estimator and the codebook / commitment losses, deterministic per-code sums of rows, and
+// codebook statistics computed on the GPU (shaders/vq.wgsl). The EMA
 // codebook and k-means++ initialisation are in vq_ema.ts.
 import { record } from './autograd.js';
 import { dispatchFill } from './fill.js';
@@ -70,14 +70,15 @@ export function codebookNorms(codebook: Tensor): Tensor {
   return out;
 }
 
-// Register tile of nearest_reg: RM rows per invocation x RN codes per step. Measured on
-// lavapipe (N=65536, K=512, D=64, interleaved runs): 32 x 16 with subgroup-shared codebook
-// loads ~1.25x faster than 32 x 8 without; without subgroups 32 x 8 ~24 GFLOP/s (quiet machine),
-// 16 x 8 ~20, 8 x 8 ~8, 4 x 4 ~5: more rows per invocation amortise the codebook loads. RM
-// shrinks for wide rows (the rows live in a private array of RM * D floats) and for small N
-// (so the work still spreads over several workgroups).
+// Register tile of nearest_reg: RM rows per invocation x RN codes per step (RN = 32 with
+// subgroups, else 16). Measured on lavapipe at N=65536, D=64 with vec4 loads, GFLOP/s at
+// K=512 / K=128: 16 x 32 ~32 / 24, 32 x 32 ~31 / 23, 16 x 64 ~31 / 24, 32 x 16 ~26 / 21,
+// 64 x 16 ~21 / 20; without subgroups 32 x 16 ~23 / 19, 16 x 32 ~16 / 14. (Each lane's rows
+// are gathered per lane and each code load is a per-lane load shared by broadcast; both cost
+// ~10 instructions per lane there, so the tile balances the two.) RM shrinks for wide rows
+// and for small N (so the work still spreads over several workgroups).
 function regRows(n: number, d: number): number {
-  let rm = d <= 64 ? 32 : d <= 128 ? 16 : 8;
+  let rm = d <= 128 ? 16 : 8;
   while (rm > 4 && Math.ceil(n / rm) < 64) rm /= 2;
   return rm;
 }
@@ -96,42 +97,57 @@ function regUsesSubgroups(requested?: boolean): boolean {
   return can && process.env.VQ_VQ_SUBGROUPS !== '0';
 }
 
-/** The unrolled statements of nearest_reg (see the comment above it in vq_nearest.wgsl). */
-function regBody(rm: number, rn: number, sg: boolean): Record<string, string> {
+/** The unrolled statements of nearest_reg (see the comment above it in vq_nearest.wgsl); v = dims per load (1 or 4). */
+function regBody(rm: number, rn: number, sg: boolean, v: number): Record<string, string> {
   const rows = [...Array(rm).keys()];
   const codes = [...Array(rn).keys()];
+  const groups = [...Array(rn / 8).keys()];
   const each = (over: number[], indent: string, f: (i: number) => string) => over.map((i) => indent + f(i)).join('\n');
   const block = (indent: string, f: (r: number, j: number) => string) => rows.flatMap((r) => codes.map((j) => indent + f(r, j))).join('\n');
-  const update = codes
-    .map(
-      (j) =>
-        `    if (k0 + ${j}u < p.k) {\n      let n${j} = norms[k0 + ${j}u];\n` +
-        each(rows, '      ', (r) => `{ let dk = n${j} - 2.0 * a${r}_${j}; if (dk < b${r}) { b${r} = dk; i${r} = k0 + ${j}u; } }`) +
-        '\n    }',
-    )
-    .join('\n');
+  // The codes' ||e||^2: with subgroups one load per 8 codes, shared like the codes themselves.
+  const normLoads = sg
+    ? each(groups, '    ', (h) => `let nv${h} = norms[min(k0 + ${8 * h}u + lane, p.k - 1u)];`) + '\n' +
+      each(codes, '    ', (j) => `let n${j} = subgroupBroadcast(nv${j >> 3}, ${j & 7}u);`)
+    : each(codes, '    ', (j) => `let n${j} = norms[min(k0 + ${j}u, p.k - 1u)];`);
+  const update =
+    normLoads +
+    '\n' +
+    codes
+      .map(
+        (j) =>
+          `    if (k0 + ${j}u < p.k) {\n` +
+          each(rows, '      ', (r) => `{ let dk = n${j} - 2.0 * a${r}_${j}; if (dk < b${r}) { b${r} = dk; i${r} = k0 + ${j}u; } }`) +
+          '\n    }',
+      )
+      .join('\n');
+  const comps = v === 4 ? ['.x', '.y', '.z', '.w'] : [''];
+  // One chained update per accumulator and d step, in ascending d.
+  const fmaChain = (r: number, j: number) => comps.reduce((acc, c) => `fma(z${r}${c}, e${j}${c}, ${acc})`, `a${r}_${j}`);
   const codeLoads = sg
-    ? each([...Array(rn / 8).keys()], '      ', (h) => `let ev${h} = e[d * p.kp + k0 + ${8 * h}u + lane];`) +
-      '\n' +
-      each(codes, '      ', (j) => `let e${j} = subgroupBroadcast(ev${j >> 3}, ${j & 7}u);`)
+    ? each(groups, '      ', (h) => `let ev${h} = e[eo${h} + d];`) + '\n' + each(codes, '      ', (j) => `let e${j} = subgroupBroadcast(ev${j >> 3}, ${j & 7}u);`)
     : each(codes, '      ', (j) => `let e${j} = e[eo${j} + d];`);
   return {
+    VT: v === 4 ? 'vec4f' : 'f32',
+    ZZ: v === 4 ? 'fma(v.w, v.w, fma(v.z, v.z, fma(v.y, v.y, fma(v.x, v.x, zz))))' : 'fma(v, v, zz)',
     SG_PARAM: sg ? ', @builtin(subgroup_invocation_id) lane: u32' : '',
     DECL_BEST: each(rows, '  ', (r) => `var b${r} = BIG; var i${r} = 0u;`),
-    CODE_OFFSETS: sg ? '' : each(codes, '    ', (j) => `let eo${j} = min(k0 + ${j}u, p.k - 1u) * D;`),
+    CODE_OFFSETS: sg
+      ? each(groups, '    ', (h) => `let eo${h} = min(k0 + ${8 * h}u + lane, p.k - 1u) * DV;`)
+      : each(codes, '    ', (j) => `let eo${j} = min(k0 + ${j}u, p.k - 1u) * DV;`),
     DECL_ACC: block('    ', (r, j) => `var a${r}_${j} = 0.0;`),
-    LOADS: codeLoads + '\n' + each(rows, '      ', (r) => `let z${r} = zr[${r}u * D + d];`),
-    FMAS: block('      ', (r, j) => `a${r}_${j} = fma(z${r}, e${j}, a${r}_${j});`),
+    LOADS: codeLoads + '\n' + each(rows, '      ', (r) => `let z${r} = zr[d * RM + ${r}u];`),
+    FMAS: block('      ', (r, j) => `a${r}_${j} = ${fmaChain(r, j)};`),
     UPDATE: update,
     STORES: each(rows, '  ', (r) => `finish(row0 + ${r}u, ${r}u, b${r}, i${r}, &zr);`),
   };
 }
 
 function regKernel(d: number, rm: number, rn: number, sg: boolean): Kernel {
-  const key = `vq_nearest.nearest_reg.D${d}.RM${rm}.RN${rn}${sg ? '.sg' : ''}`;
+  const v = d % 4 === 0 ? 4 : 1;
+  const key = `vq_nearest.nearest_reg.D${d}.V${v}.RM${rm}.RN${rn}${sg ? '.sg' : ''}`;
   let k = kernelCache.get(key);
   if (!k) {
-    const code = () => (sg ? 'enable subgroups;\n' : '') + wgslKernel('vq_nearest', 'nearest_reg', { D: d, RM: rm, RN: rn, ...regBody(rm, rn, sg) });
+    const code = () => (sg ? 'enable subgroups;\n' : '') + wgslKernel('vq_nearest', 'nearest_reg', { D: d, DV: d / v, RM: rm, RN: rn, ...regBody(rm, rn, sg, v) });
     k = { name: 'vq_nearest.nearest_reg', key, code };
     kernelCache.set(key, k);
   }
@@ -166,21 +182,12 @@ export function nearestCode(z: Tensor, codebook: Tensor, opts: NearestOptions = 
   const indices = empty([n], 'u32');
   const distances = opts.distances ? empty([n]) : null;
   if (n === 0) return distances ? { indices, distances } : { indices };
-  const rn = sg ? 16 : 8;
-  const kp = Math.ceil(k / rn) * rn;
-  let norms: Tensor;
-  let table = codebook; // what the kernel reads as `e`: the codebook, or its [D, KP] transpose
-  if (sg) {
-    norms = empty([k]);
-    table = empty([d, kp]);
-    r.dispatch(vqKernel('vq_nearest', 'norms_t', { D: d }), [codebook.buffer, norms.buffer, table.buffer], new Uint32Array([k, kp]), grid1d(Math.ceil(kp / 64)));
-  } else {
-    norms = codebookNorms(codebook);
-  }
+  const rn = sg ? 32 : 16;
+  const norms = codebookNorms(codebook);
   // Without distances the kernel still binds a (dummy) buffer there; the flag leaves it unwritten.
   const dummy = distances ? null : empty([1]);
-  const bufs = [z.buffer, table.buffer, norms.buffer, indices.buffer, (distances ?? dummy!).buffer];
-  const params = new Uint32Array([n, k, distances ? 1 : 0, kp]);
+  const bufs = [z.buffer, codebook.buffer, norms.buffer, indices.buffer, (distances ?? dummy!).buffer];
+  const params = new Uint32Array([n, k, distances ? 1 : 0, 0]);
   if (schedule === 'reg') {
     const rm = regRows(n, d);
     r.dispatch(regKernel(d, rm, rn, sg), bufs, params, grid1d(Math.ceil(n / rm / 8)));
@@ -189,34 +196,11 @@ export function nearestCode(z: Tensor, codebook: Tensor, opts: NearestOptions = 
   }
   norms.dispose();
   dummy?.dispose();
-  if (table !== codebook) table.dispose();
   return distances ? { indices, distances } : { indices };
 }
 
 // ---------------------------------------------------------------------------------------------
-// Buckets: a stable counting sort of rows by code (shaders/vq.wgsl, bucket_*).
-
-/** Rows grouped by code: rows of code k are order[offsets[k] .. offsets[k] + counts[k]), ascending. */
-export interface CodeBuckets {
-  /** u32 [K]: rows assigned to each code. */
-  counts: Tensor;
-  /** u32 [K]: exclusive prefix sum of counts. */
-  offsets: Tensor;
-  /** u32 [N]: row indices sorted by code, stable. */
-  order: Tensor;
-}
-
-/** Disposes the three tensors of a CodeBuckets. */
-export function disposeBuckets(b: CodeBuckets): void {
-  b.counts.dispose();
-  b.offsets.dispose();
-  b.order.dispose();
-}
-
-/** Rows per chunk of the counting sort; grows so the [chunks, K] histogram stays <= 16 MiB. */
-function sortChunk(n: number, k: number): number {
-  return Math.max(256, Math.ceil((n * k) / (4 << 20)));
-}
+// Per-code sums of rows.
 
 function checkIndices(op: string, indices: Tensor, k: number): number {
   assertDType(op, 'u32', indices);
@@ -226,44 +210,18 @@ function checkIndices(op: string, indices: Tensor, k: number): number {
 }
 
 /**
- * Groups rows by code with a deterministic, stable counting sort (no float work, no atomics).
- * Indices >= K count as K - 1 (the kernels clamp them).
+ * out[k] = the sum of the rows x[i] with indices[i] = k: [K, D] from x [N, D]. Deterministic
+ * (gather's segmented backward: each code's rows, in row order, are cut into fixed segments
+ * summed in parallel, then the segments in order), so one code holding every row costs no
+ * more than rows spread over all codes.
  */
-export function codeBuckets(indices: Tensor, k: number): CodeBuckets {
-  const n = checkIndices('codeBuckets', indices, k);
-  const r = rt();
-  const chunk = sortChunk(n, k);
-  const chunks = Math.max(1, Math.ceil(n / chunk));
-  const hist = empty([chunks * k], 'u32');
-  const counts = empty([k], 'u32');
-  const offsets = empty([k], 'u32');
-  const order = empty([n], 'u32');
-  const p4 = new Uint32Array([n, k, chunks, chunk]);
-  r.dispatch(vqKernel('vq', 'bucket_hist'), [indices.buffer, hist.buffer], p4, grid1d(Math.ceil(chunks / 64)));
-  r.dispatch(vqKernel('vq', 'bucket_scan'), [hist.buffer, counts.buffer], new Uint32Array([k, chunks]), grid1d(Math.ceil(k / 64)));
-  r.dispatch(vqKernel('vq', 'bucket_offsets'), [counts.buffer, offsets.buffer], new Uint32Array([k]), [1]);
-  if (n > 0) r.dispatch(vqKernel('vq', 'bucket_fill'), [indices.buffer, offsets.buffer, hist.buffer, order.buffer], p4, grid1d(Math.ceil(chunks / 64)));
-  hist.dispose();
-  return { counts, offsets, order };
-}
-
-/** out[k] = sum of the rows x[i] with i in code k's bucket, in row order: [K, D] from x [N, D]. */
-export function segmentSum(x: Tensor, buckets: CodeBuckets): Tensor {
+export function segmentSum(x: Tensor, indices: Tensor, k: number): Tensor {
   assertDType('segmentSum', 'f32', x);
-  const k = buckets.counts.size;
-  if (x.rank !== 2 || x.shape[0] !== buckets.order.size) {
-    throw new Error(`segmentSum: x must be [N, D] with N = ${buckets.order.size} (the bucketed rows), got [${x.shape.join(', ')}]`);
+  const n = checkIndices('segmentSum', indices, k);
+  if (x.rank !== 2 || x.shape[0] !== n) {
+    throw new Error(`segmentSum: x must be [N, D] with N = ${n} (one row per index), got [${x.shape.join(', ')}]`);
   }
-  const d = x.shape[1];
-  const out = empty([k, d]);
-  const v = vecSpec(d);
-  rt().dispatch(
-    vqKernel('vq', 'segment_sum', v.values),
-    [x.buffer, buckets.order.buffer, buckets.offsets.buffer, buckets.counts.buffer, out.buffer],
-    new Uint32Array([k, v.dv]),
-    grid1d(Math.ceil((k * v.dv) / 64)),
-  );
-  return out;
+  return gatherBackward(x, indices, [k, x.shape[1]], 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,8 +275,8 @@ const GATHER_CHUNK = 256 * 16;
  *   d codebookLoss / dE_k = 2/(N D) sum_{i: idx_i = k} (E_k - z_i)        (not z)
  *   d commitmentLoss / dz_i = 2 beta/(N D) (z_i - E_{idx_i})             (not E)
  *   d (sum zq * G) / dz = G                                              (not E)
- * The codebook gradient is a segment sum over a counting sort of the rows (no float atomics,
- * the same bits every run). Backward rules use z_q, never the codebook, so updating the
+ * The codebook gradient is a per-code segment sum (segmentSum: no float atomics, the same
+ * bits every run, parallel even when one code holds every row). Backward rules use z_q, never the codebook, so updating the
  * codebook in place (EMA) before backward does not change the gradients.
  */
 export function vectorQuantize(z: Tensor, codebook: Tensor, opts: QuantizeOptions = {}): QuantizeResult {

@@ -5,7 +5,7 @@ import { Rng } from './random.js';
 import { grid1d, rt } from './runtime.js';
 import { dispatchFill } from './fill.js';
 import { type Tensor, assertDType, empty, keep, tensor } from './tensor.js';
-import { type CodeBuckets, type VqSchedule, codeBuckets, disposeBuckets, nearestCode, vecSpec, vqUniforms, vqKernel } from './vq.js';
+import { type VqSchedule, codeCounts, nearestCode, segmentSum, vecSpec, vqUniforms, vqKernel } from './vq.js';
 
 /**
  * `k` row indices in [0, n) without repeats while k <= n (a partial Fisher-Yates shuffle;
@@ -47,8 +47,8 @@ export interface EmaOptions {
 /**
  * An EMA-trained codebook. Per step, after quantising with the current codebook:
  *   N <- g N + (1 - g) n,  m <- g m + (1 - g) s,  e = m^ / smooth(N^)
- * with n, s the batch's per-code counts and sums (segment sums over the counting sort, no
- * float atomics), ^ the debiased values and smooth the Laplace smoothing. Updates the
+ * with n, s the batch's per-code counts and sums (segmentSum: deterministic, no float
+ * atomics, and as fast with one code holding every row), ^ the debiased values and smooth the Laplace smoothing. Updates the
  * codebook tensor's buffer in place; it must not require grad (no gradient reaches it).
  */
 export class EmaCodebook {
@@ -103,9 +103,9 @@ export class EmaCodebook {
   /**
    * One EMA step from a batch z [N, D] and its codes (quantised with the codebook as it was
    * before this call). Returns a u32 [] tensor: the number of codes restarted (0 without
-   * restarts). `buckets` (from codeBuckets(indices, K)) may be passed to reuse a sort.
+   * restarts).
    */
-  update(z: Tensor, indices: Tensor, buckets?: CodeBuckets): Tensor {
+  update(z: Tensor, indices: Tensor): Tensor {
     assertDType('EmaCodebook.update', 'f32', z);
     assertDType('EmaCodebook.update', 'u32', indices);
     if (z.rank !== 2 || z.shape[1] !== this.d || indices.rank !== 1 || indices.size !== z.shape[0]) {
@@ -120,14 +120,14 @@ export class EmaCodebook {
     this.step++;
     const bias = this.debias ? 1 - this.decay ** this.step : 1;
     const restart = this.restartThreshold > 0;
-    const b = buckets ?? codeBuckets(indices, k);
-    if (b.counts.size !== k || b.order.size !== n) throw new Error('EmaCodebook.update: buckets do not match the batch');
+    const counts = codeCounts(indices, k);
+    const sums = segmentSum(z, indices, k);
     const smooth = empty([k]);
     const dead = empty([k], 'u32');
     const ndead = empty([], 'u32');
     r.dispatch(
       vqKernel('vq', 'ema_counts'),
-      [b.counts.buffer, this.emaCount.buffer, smooth.buffer, dead.buffer, ndead.buffer],
+      [counts.buffer, this.emaCount.buffer, smooth.buffer, dead.buffer, ndead.buffer],
       vqUniforms([k, restart ? 1 : 0], [this.decay, bias, this.eps, this.restartThreshold]),
       [1],
     );
@@ -137,14 +137,11 @@ export class EmaCodebook {
     const v = vecSpec(d);
     r.dispatch(
       vqKernel('vq', 'ema_update', v.values),
-      [z.buffer, b.order.buffer, b.offsets.buffer, b.counts.buffer, smooth.buffer, dead.buffer, rows.buffer, this.emaSum.buffer, this.codebook.buffer],
+      [z.buffer, sums.buffer, smooth.buffer, dead.buffer, rows.buffer, this.emaSum.buffer, this.codebook.buffer],
       vqUniforms([k, v.dv], [this.decay, bias]),
       grid1d(Math.ceil((k * v.dv) / 64)),
     );
-    rows.dispose();
-    smooth.dispose();
-    dead.dispose();
-    if (!buckets) disposeBuckets(b);
+    for (const x of [rows, smooth, dead, counts, sums]) x.dispose();
     return ndead;
   }
 
@@ -192,15 +189,12 @@ export function kmeansInit(z: Tensor, k: number, opts: KmeansInitOptions = {}): 
   dmin.dispose();
   for (let it = 0; it < (opts.iters ?? 0); it++) {
     const { indices } = nearestCode(z, out, { schedule: opts.schedule });
-    const b = codeBuckets(indices, k);
+    const counts = codeCounts(indices, k);
+    const sums = segmentSum(z, indices, k);
     indices.dispose();
-    r.dispatch(
-      vqKernel('vq', 'kmeans_update'),
-      [z.buffer, b.order.buffer, b.offsets.buffer, b.counts.buffer, out.buffer],
-      new Uint32Array([k, d]),
-      grid1d(Math.ceil((k * d) / 64)),
-    );
-    disposeBuckets(b);
+    r.dispatch(vqKernel('vq', 'kmeans_update'), [sums.buffer, counts.buffer, out.buffer], new Uint32Array([k, d]), grid1d(Math.ceil((k * d) / 64)));
+    counts.dispose();
+    sums.dispose();
   }
   return out;
 }

@@ -1,7 +1,8 @@
 // Vector quantiser kernels around the nearest-code search (that one is in vq_nearest.wgsl):
-// the gather of z_q with the loss's sum of squares, the two loss gradients, a deterministic
-// counting sort of rows by code (the "buckets" that segment sums walk), per-code counts and
-// the perplexity / usage statistics. Row-major z and z_q [N, D], codebook [K, D], indices u32.
+// the gather of z_q with the loss's sum of squares, the two loss gradients, per-code counts,
+// the perplexity / usage statistics, the EMA codebook update and k-means++ / Lloyd steps.
+// Per-code sums of rows come from gather's segmented backward (engine/shape.ts), which splits
+// every code's rows into fixed segments: a collapsed codebook does not serialise. Row-major z and z_q [N, D], codebook [K, D], indices u32.
 // Every float sum has a fixed order (sequential loops or fixed trees in workgroup memory), so
 // results repeat exactly; only integer counts use atomics.
 // Row-wise kernels work on vectors V of W floats: vec4f when D is a multiple of 4 (a quarter
@@ -107,129 +108,6 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let i = lin(gid, nwg, 256u);
   if (i >= p.count) { return; }
   dz[i] = (p.scale * g[0]) * (z[i] - zq[i]);
-}
-
-// @kernel segment_sum
-// out[k, c] = sum over the rows assigned to code k (in row order) of x[row, c].
-alias V = {{V}};
-struct Params { k: u32, dv: u32 }
-@group(0) @binding(0) var<storage, read> x: array<V>;
-@group(0) @binding(1) var<storage, read> order: array<u32>;
-@group(0) @binding(2) var<storage, read> offsets: array<u32>;
-@group(0) @binding(3) var<storage, read> counts: array<u32>;
-@group(0) @binding(4) var<storage, read_write> out: array<V>;
-@group(0) @binding(5) var<uniform> p: Params;
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = lin(gid, nwg, 64u);
-  if (i >= p.k * p.dv) { return; }
-  let k = i / p.dv;
-  let c = i - k * p.dv;
-  let start = offsets[k];
-  let end = start + counts[k];
-  var acc = V(0.0);
-  for (var j = start; j < end; j++) { acc += x[order[j] * p.dv + c]; }
-  out[i] = acc;
-}
-
-// ---- Counting sort of rows by code, stable (rows of a code stay in row order):
-// rows are cut into chunks; hist[chunk * K + k] counts code k in a chunk, is turned
-// into the chunk's starting rank within code k, and the fill pass places each row at
-// offsets[k] + rank. Each chunk is handled by one invocation in row order, so it is exact and
-// repeatable.
-
-// @kernel bucket_hist
-struct Params { n: u32, k: u32, chunks: u32, chunk: u32 }
-@group(0) @binding(0) var<storage, read> idx: array<u32>;
-@group(0) @binding(1) var<storage, read_write> hist: array<u32>;
-@group(0) @binding(2) var<uniform> p: Params;
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let c = lin(gid, nwg, 64u);
-  if (c >= p.chunks) { return; }
-  let base = c * p.k;
-  for (var k = 0u; k < p.k; k++) { hist[base + k] = 0u; }
-  let end = min((c + 1u) * p.chunk, p.n);
-  for (var i = c * p.chunk; i < end; i++) {
-    let h = base + min(idx[i], p.k - 1u);
-    hist[h] = hist[h] + 1u;
-  }
-}
-
-// @kernel bucket_scan
-// Per code: chunk counts -> exclusive ranks (in place), and the code's total count.
-struct Params { k: u32, chunks: u32 }
-@group(0) @binding(0) var<storage, read_write> hist: array<u32>;
-@group(0) @binding(1) var<storage, read_write> counts: array<u32>;
-@group(0) @binding(2) var<uniform> p: Params;
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let k = lin(gid, nwg, 64u);
-  if (k >= p.k) { return; }
-  var total = 0u;
-  for (var c = 0u; c < p.chunks; c++) {
-    let h = hist[c * p.k + k];
-    hist[c * p.k + k] = total;
-    total += h;
-  }
-  counts[k] = total;
-}
-
-// @kernel bucket_offsets
-// Exclusive prefix sum of the counts (one workgroup; thread t owns a contiguous range).
-struct Params { k: u32 }
-@group(0) @binding(0) var<storage, read> counts: array<u32>;
-@group(0) @binding(1) var<storage, read_write> offsets: array<u32>;
-@group(0) @binding(2) var<uniform> p: Params;
-
-@compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) t: u32) {
-  let per = (p.k + 255u) / 256u;
-  let start = min(t * per, p.k);
-  let end = min(start + per, p.k);
-  var s = 0u;
-  for (var k = start; k < end; k++) { s += counts[k]; }
-  redu[t] = s;
-  workgroupBarrier();
-  if (t == 0u) {
-    var run = 0u;
-    for (var i = 0u; i < 256u; i++) {
-      let v = redu[i];
-      redu[i] = run;
-      run += v;
-    }
-  }
-  workgroupBarrier();
-  var run = redu[t];
-  for (var k = start; k < end; k++) {
-    offsets[k] = run;
-    run += counts[k];
-  }
-}
-
-// @kernel bucket_fill
-struct Params { n: u32, k: u32, chunks: u32, chunk: u32 }
-@group(0) @binding(0) var<storage, read> idx: array<u32>;
-@group(0) @binding(1) var<storage, read> offsets: array<u32>;
-@group(0) @binding(2) var<storage, read_write> hist: array<u32>;
-@group(0) @binding(3) var<storage, read_write> order: array<u32>;
-@group(0) @binding(4) var<uniform> p: Params;
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let c = lin(gid, nwg, 64u);
-  if (c >= p.chunks) { return; }
-  let end = min((c + 1u) * p.chunk, p.n);
-  for (var i = c * p.chunk; i < end; i++) {
-    let k = min(idx[i], p.k - 1u);
-    let h = c * p.k + k;
-    let rank = hist[h];
-    hist[h] = rank + 1u;
-    order[offsets[k] + rank] = i;
-  }
 }
 
 // @kernel code_counts
@@ -360,20 +238,19 @@ fn main(@builtin(local_invocation_index) t: u32) {
 }
 
 // @kernel ema_update
-// Per (code k, vector column c): s = the bucket's sum of z; emaM <- decay emaM + (1 - decay) s;
-// e = m^ / smoothN. A dead code instead takes the row restartRows[k] of z, with m^ = that row.
+// Per (code k, vector column c), from the batch's per-code sums s of z: emaM <- decay emaM +
+// (1 - decay) s; e = m^ / smoothN. A dead code instead takes the row restartRows[k] of z, with
+// m^ = that row.
 alias V = {{V}};
 struct Params { k: u32, dv: u32, decay: f32, bias: f32 }
 @group(0) @binding(0) var<storage, read> z: array<V>;
-@group(0) @binding(1) var<storage, read> order: array<u32>;
-@group(0) @binding(2) var<storage, read> offsets: array<u32>;
-@group(0) @binding(3) var<storage, read> counts: array<u32>;
-@group(0) @binding(4) var<storage, read> smoothN: array<f32>;
-@group(0) @binding(5) var<storage, read> dead: array<u32>;
-@group(0) @binding(6) var<storage, read> restartRows: array<u32>;
-@group(0) @binding(7) var<storage, read_write> emaM: array<V>;
-@group(0) @binding(8) var<storage, read_write> e: array<V>;
-@group(0) @binding(9) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> sums: array<V>;
+@group(0) @binding(2) var<storage, read> smoothN: array<f32>;
+@group(0) @binding(3) var<storage, read> dead: array<u32>;
+@group(0) @binding(4) var<storage, read> restartRows: array<u32>;
+@group(0) @binding(5) var<storage, read_write> emaM: array<V>;
+@group(0) @binding(6) var<storage, read_write> e: array<V>;
+@group(0) @binding(7) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -387,11 +264,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
     emaM[i] = p.bias * v;
     return;
   }
-  let start = offsets[k];
-  let end = start + counts[k];
-  var s = V(0.0);
-  for (var j = start; j < end; j++) { s += z[order[j] * p.dv + c]; }
-  let m = p.decay * emaM[i] + (1.0 - p.decay) * s;
+  let m = p.decay * emaM[i] + (1.0 - p.decay) * sums[i];
   emaM[i] = m;
   e[i] = (m / p.bias) / smoothN[k];
 }
@@ -476,26 +349,19 @@ fn main(@builtin(local_invocation_index) t: u32) {
 }
 
 // @kernel kmeans_update
-// A Lloyd step: every code with assigned rows moves to their mean (bucket sums in row order);
+// A Lloyd step: every code with assigned rows moves to their mean (from the per-code sums);
 // codes with none keep their place.
 struct Params { k: u32, d: u32 }
-@group(0) @binding(0) var<storage, read> z: array<f32>;
-@group(0) @binding(1) var<storage, read> order: array<u32>;
-@group(0) @binding(2) var<storage, read> offsets: array<u32>;
-@group(0) @binding(3) var<storage, read> counts: array<u32>;
-@group(0) @binding(4) var<storage, read_write> e: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(0) var<storage, read> sums: array<f32>;
+@group(0) @binding(1) var<storage, read> counts: array<u32>;
+@group(0) @binding(2) var<storage, read_write> e: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = lin(gid, nwg, 64u);
   if (i >= p.k * p.d) { return; }
-  let k = i / p.d;
-  let c = i - k * p.d;
-  let n = counts[k];
+  let n = counts[i / p.d];
   if (n == 0u) { return; }
-  let start = offsets[k];
-  var s = 0.0;
-  for (var j = start; j < start + n; j++) { s += z[order[j] * p.d + c]; }
-  e[i] = s / f32(n);
+  e[i] = sums[i] / f32(n);
 }

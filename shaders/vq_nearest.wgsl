@@ -5,10 +5,9 @@
 // (duplicate codebook rows give bit-identical d) go to the lowest index.
 // Two schedules:
 // * nearest_reg: no workgroup memory, no barriers (best on CPU Vulkan such as lavapipe). Each
-//   invocation copies its RM rows of z into a private array once, then loops over every code in
-//   steps of RN, keeping an RM x RN block of dot products in registers. With subgroups of 8,
-//   the 8 lanes load 8 neighbouring codes of a transposed codebook at once and share them by
-//   subgroupBroadcast (one load where there were 8; ~1.25x on lavapipe).
+//   invocation owns RM rows of z and loops over every code in steps of RN, keeping an RM x RN
+//   block of dot products in registers. With subgroups of 8, the 8 lanes load 8 neighbouring
+//   codes at once and share them by subgroupBroadcast (one load where there were 8).
 // * nearest_smem: a GPU GEMM tile. A workgroup owns TM rows and walks the codebook in tiles of
 //   TK codes, staging z and e slices of BD dims in workgroup memory; each thread keeps 4 rows x
 //   4 codes, then the 16 threads that share a row merge their minima (lexicographic on (d, k)).
@@ -36,61 +35,44 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   norms[k] = s;
 }
 
-// @kernel norms_t
-// ||e_k||^2, and the codebook transposed to [D, KP] (KP = K rounded up to the register tile;
-// padding codes are zero) for the subgroup variant of nearest_reg.
-const D = {{D}}u;
-struct Params { k: u32, kp: u32 }
-@group(0) @binding(0) var<storage, read> e: array<f32>;
-@group(0) @binding(1) var<storage, read_write> norms: array<f32>;
-@group(0) @binding(2) var<storage, read_write> et: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let k = gid.x + gid.y * nwg.x * 64u;
-  if (k >= p.kp) { return; }
-  var s = 0.0;
-  for (var d = 0u; d < D; d++) {
-    var v = 0.0;
-    if (k < p.k) { v = e[k * D + d]; }
-    et[d * p.kp + k] = v;
-    s = fma(v, v, s);
-  }
-  if (k < p.k) { norms[k] = s; }
-}
-
 // @kernel nearest_reg
 // The RM x RN block is unrolled by the launcher (engine/vq.ts, regBody): lavapipe keeps named
-// scalars in registers, while an array indexed in a loop it does not unroll lives in memory
-// (a 32 x 8 array version ran 20x slower). The unrolled statements fill the {{...}} slots:
+// scalars in registers (or at least in fixed stack slots), while an array indexed in a loop it
+// does not unroll becomes per-lane gathers. Rows and codes are read V dims at a time (vec4f when
+// D % 4 == 0) and each accumulator is assigned once per step of the d loop, as a chain of V
+// fmas: llvmpipe turns every assignment inside a loop into a load, a masked blend and a store,
+// so V = 4 cuts that overhead per multiply-add by 4. The unrolled statements fill the slots:
 //   DECL_BEST: var b{r} = BIG; var i{r} = 0u;    (running minimum of row r)
-//   CODE_OFFSETS: let eo{j} = min(k0 + j, p.k - 1u) * D;  (tail codes repeat the last one)
+//   CODE_OFFSETS: let eo{j} = min(k0 + j, p.k - 1u) * DV;  (tail codes repeat the last one)
+//     or, with subgroups of 8 (lane = subgroup lane), the lane's code of each group of 8:
+//     let eo{h} = min(k0 + 8 h + lane, p.k - 1u) * DV;
 //   DECL_ACC: var a{r}_{j} = 0.0;
-//   LOADS: let e{j} = e[eo{j} + d]; let z{r} = zr[r * D + d];
-//     or, with subgroups (e is then the [D, KP] transpose and lane is the subgroup lane):
-//     let ev{h} = e[d * p.kp + k0 + 8 h + lane]; let e{j} = subgroupBroadcast(ev{j / 8}, j % 8);
-//   FMAS: a{r}_{j} = fma(z{r}, e{j}, a{r}_{j});
-//   UPDATE: per code j < p.k, per row r: dk = ||e||^2 - 2 a{r}_{j}; strictly smaller wins.
+//   LOADS: let e{j} = e[eo{j} + d]; let z{r} = zr[d * RM + r];
+//     or with subgroups: let ev{h} = e[eo{h} + d]; let e{j} = subgroupBroadcast(ev{j / 8}, j % 8);
+//     (the 8 lanes load 8 codes at once and share them: one load where there were 8)
+//   FMAS: a{r}_{j} = fma(z{r}.w, e{j}.w, fma(z{r}.z, e{j}.z, ...a{r}_{j}));  (ascending d)
+//   UPDATE: the codes' ||e||^2 (shared by broadcast too), then per code j < p.k, per row r:
+//     dk = ||e||^2 - 2 a{r}_{j}; strictly smaller wins.
 //   STORES: finish(row0 + r, r, b{r}, i{r}, &zr);
 const D = {{D}}u;    // row width, baked in so the loops over it have constant bounds
+const DV = {{DV}}u;  // loads per row: D / 4 vec4f, or D f32
 const RM = {{RM}}u;  // z rows per invocation
 const RN = {{RN}}u;  // codes per step of the codebook loop
 const WG = 8u;       // one lavapipe SIMD group: small workgroups spread over the CPU threads
-struct Params { n: u32, k: u32, writeDist: u32, kp: u32 }
-@group(0) @binding(0) var<storage, read> z: array<f32>;
-@group(0) @binding(1) var<storage, read> e: array<f32>;
+struct Params { n: u32, k: u32, writeDist: u32, _pad: u32 }
+@group(0) @binding(0) var<storage, read> z: array<{{VT}}>;
+@group(0) @binding(1) var<storage, read> e: array<{{VT}}>;
 @group(0) @binding(2) var<storage, read> norms: array<f32>;
 @group(0) @binding(3) var<storage, read_write> idx: array<u32>;
 @group(0) @binding(4) var<storage, read_write> dist: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-fn finish(row: u32, r: u32, best: f32, besti: u32, zr: ptr<function, array<f32, RM * D>>) {
+fn finish(row: u32, r: u32, best: f32, besti: u32, zr: ptr<function, array<{{VT}}, RM * DV>>) {
   if (row >= p.n) { return; }
   idx[row] = besti;
   if (p.writeDist != 0u) {
     var zz = 0.0;
-    for (var d = 0u; d < D; d++) { zz = fma((*zr)[r * D + d], (*zr)[r * D + d], zz); }
+    for (var d = 0u; d < DV; d++) { let v = (*zr)[d * RM + r]; zz = {{ZZ}}; }
     dist[row] = max(zz + best, 0.0);
   }
 }
@@ -98,17 +80,18 @@ fn finish(row: u32, r: u32, best: f32, besti: u32, zr: ptr<function, array<f32, 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u{{SG_PARAM}}) {
   let row0 = (gid.x + gid.y * nwg.x * WG) * RM;
-  // This invocation's rows, read once (rows past the end repeat the last row; never stored).
-  var zr: array<f32, RM * D>;
+  // This invocation's rows, copied once into a private array [DV][RM] (rows past the end repeat
+  // the last): loads from the stack there cost a fraction of per-lane storage loads.
+  var zr: array<{{VT}}, RM * DV>;
   for (var r = 0u; r < RM; r++) {
-    let o = min(row0 + r, p.n - 1u) * D;
-    for (var d = 0u; d < D; d++) { zr[r * D + d] = z[o + d]; }
+    let o = min(row0 + r, p.n - 1u) * DV;
+    for (var d = 0u; d < DV; d++) { zr[d * RM + r] = z[o + d]; }
   }
 {{DECL_BEST}}
   for (var k0 = 0u; k0 < p.k; k0 += RN) {
 {{CODE_OFFSETS}}
 {{DECL_ACC}}
-    for (var d = 0u; d < D; d++) {
+    for (var d = 0u; d < DV; d++) {
 {{LOADS}}
 {{FMAS}}
     }

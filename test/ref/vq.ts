@@ -81,16 +81,6 @@ export function checkNearest(
   return { failures, differ };
 }
 
-/** Stable counting sort of rows by code: counts, exclusive offsets and the row order. */
-export function refBuckets(idx: Arr, k: number): { counts: Uint32Array; offsets: Uint32Array; order: Uint32Array } {
-  const counts = new Uint32Array(k);
-  for (let i = 0; i < idx.length; i++) counts[idx[i]]++;
-  const offsets = new Uint32Array(k);
-  for (let j = 1; j < k; j++) offsets[j] = offsets[j - 1] + counts[j - 1];
-  const order = Array.from({ length: idx.length }, (_, i) => i).sort((a, b) => idx[a] - idx[b] || a - b);
-  return { counts, offsets, order: Uint32Array.from(order) };
-}
-
 /** The VQ losses and their gradients (SPEC section 2), for a scalar output gradient g. */
 export function refVqLoss(
   z: Arr,
