@@ -74,6 +74,8 @@ export interface BenchEntry {
   /** Wall clock of run + sync: what `vs.speedup` compares (tfjs is timed the same way). */
   wall_ms: number;
   reps: number;
+  /** Back-to-back runs per GPU timing sample (median_ms is per run). */
+  runs_per_sample: number;
 }
 
 export interface RunOptions {
@@ -84,6 +86,10 @@ export interface RunOptions {
   tf?: Tf | null;
   timeTfjs?: (tf: Tf, work: () => TfTensor | TfTensor[], o: { warmup: number; reps: number }) => Promise<number[]>;
 }
+
+/** Length of one GPU timing sample and of the clock ramp before a case (discrete GPUs only). */
+const GPU_SAMPLE_MS = 50;
+const GPU_RAMP_MS = 200;
 
 function repsFor(c: BenchCase, o: RunOptions): { reps: number; warmup: number } {
   if (o.reps !== undefined) return { reps: o.reps, warmup: o.warmup ?? 1 };
@@ -100,10 +106,27 @@ export async function runCase(c: BenchCase, o: RunOptions = {}): Promise<BenchEn
   const theirs = o.tf && c.tfjs && o.timeTfjs ? await c.tfjs(o.tf) : null;
   const gpu: number[] = [];
   const wall: number[] = [];
+  let perSample = 1;
   const tf: number[] = [];
   try {
     for (let i = 0; i < warmup; i++) {
       p.run();
+      await r.sync();
+    }
+    // A discrete GPU drops its clocks within milliseconds of going idle (an H200 sat at
+    // 345-735 MHz of 1980 between short, synced repetitions, which made them look 2-4x
+    // slower). So there each GPU sample runs the case back to back for ~50 ms, after ~200 ms
+    // of the same to ramp the clocks up. A CPU device has no such governor: one run per sample.
+    if (!r.caps.isCpu && warmup > 0) {
+      const t0 = performance.now();
+      p.run();
+      await r.sync();
+      const est = Math.max(performance.now() - t0, 0.01);
+      perSample = Math.min(200, Math.ceil(GPU_SAMPLE_MS / est));
+      for (let i = 0; i < Math.min(1000, Math.ceil(GPU_RAMP_MS / est)); i++) {
+        p.run();
+        r.flush();
+      }
       await r.sync();
     }
     if (theirs) await o.timeTfjs!(o.tf!, theirs.work, { warmup, reps: 0 });
@@ -112,8 +135,16 @@ export async function runCase(c: BenchCase, o: RunOptions = {}): Promise<BenchEn
       p.run();
       await r.sync();
       wall.push(performance.now() - t0);
-      const g = await r.timeGpu(() => p.run());
-      if (g !== null) gpu.push(g);
+      // Each run is submitted on its own, so its buffers return to the pool for the next one
+      // (unsubmitted, a sample's outputs would pile up in fresh memory: slower, and not how
+      // training runs).
+      const g = await r.timeGpu(() => {
+        for (let j = 0; j < perSample; j++) {
+          p.run();
+          r.flush();
+        }
+      });
+      if (g !== null) gpu.push(g / perSample);
       if (theirs) tf.push(...(await o.timeTfjs!(o.tf!, theirs.work, { warmup: 0, reps: 1 })));
     }
   } finally {
@@ -139,6 +170,7 @@ export async function runCase(c: BenchCase, o: RunOptions = {}): Promise<BenchEn
     q3_ms: s.q3,
     wall_ms: w.median,
     reps,
+    runs_per_sample: perSample,
   };
 }
 

@@ -44,7 +44,7 @@ export class Runtime {
   private errorChecks: Promise<void>[] = [];
   private lost: string | null = null;
   private stagingFree: GPUBuffer[] = [];
-  private timing: { set: GPUQuerySet; used: number; capacity: number } | null = null;
+  private timing: { set: GPUQuerySet; used: number; capacity: number; overflow: boolean } | null = null;
   /** Dispatches recorded and queue submits made since start (for tests and profiling). */
   dispatchCount = 0;
   submitCount = 0;
@@ -117,7 +117,8 @@ export class Runtime {
     if (!b.pass) {
       let timestampWrites: GPUComputePassTimestampWrites | undefined;
       const t = this.timing;
-      if (t && t.used + 2 <= t.capacity) {
+      if (t && t.used + 2 > t.capacity) t.overflow = true;
+      else if (t) {
         timestampWrites = {
           querySet: t.set,
           beginningOfPassWriteIndex: t.used,
@@ -296,9 +297,10 @@ export class Runtime {
       return null;
     }
     this.flush();
-    const capacity = 512;
+    // Two timestamps per compute pass (one pass per batch of dispatches); WebGPU allows 4096.
+    const capacity = 4096;
     const set = this.device.createQuerySet({ type: 'timestamp', count: capacity });
-    const timing = { set, used: 0, capacity };
+    const timing = { set, used: 0, capacity, overflow: false };
     this.timing = timing;
     try {
       fn();
@@ -307,6 +309,10 @@ export class Runtime {
       this.timing = null;
     }
     const used = timing.used;
+    if (timing.overflow) {
+      set.destroy();
+      throw new Error(`timeGpu: the timed work used more than ${capacity / 2} compute passes; time less at once`);
+    }
     if (used === 0) {
       set.destroy();
       return 0;
