@@ -586,10 +586,12 @@ function runConvPass(x: Tensor, w: Tensor, bias: Tensor | null, y: Tensor, pass:
   }
   const R = regRows(pass.ROWS);
   const chan = pass.TX === 1;
-  // More adjacent positions per lane reuse each broadcast weight more often: 8 ran the 3x3 and
-  // 4x4 passes up to 2x faster than 4, and 16 another 1.0-1.4x (batch 32 on lavapipe, medians of
-  // 11 interleaved runs); the 1x1 passes (channel mode) were no faster with 16.
-  const PJ = pass.QW <= 4 ? 4 : !chan && pass.QW > 8 ? 16 : 8;
+  // More adjacent positions per lane reuse each broadcast weight more often: on lavapipe 8 ran
+  // the 3x3 and 4x4 passes up to 2x faster than 4, and 16 another 1.0-1.4x (batch 32, medians
+  // of 11 interleaved runs); the 1x1 passes (channel mode) were no faster with 16. A GPU runs
+  // this kernel only for passes with few output channels and needs the lanes: on an H200, 8
+  // positions beat 16 by 1.2-2.2x there (and 4 by 1.25x at batch 256).
+  const PJ = pass.QW <= 4 ? 4 : rt().caps.isCpu && !chan && pass.QW > 8 ? 16 : 8;
   const v: RegConv = {
     R,
     PJ,
