@@ -116,7 +116,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) lane:
 }
 
 // @kernel conv_smem
-// 64 positions x 64 rows per workgroup of 16x16; each invocation 4x4 outputs; K in slices of 16.
+// 64 positions x 64 rows per workgroup of 16x16; each invocation 4 adjacent positions x 4
+// adjacent rows; K in slices of 16.
 struct Params {
   B: u32, KIN: u32, IH: u32, IW: u32,
   ROWS: u32, QH: u32, QW: u32, MTOT: u32,
@@ -126,8 +127,10 @@ struct Params {
   KTOT: u32, TXP: u32, KINP: u32, _pad: u32,
 }
 {{BINDINGS}}
-var<workgroup> As: array<f32, 1024>; // [k][m]
-var<workgroup> Bs: array<f32, 1024>; // [k][n]
+// Slices are stored [k][m / 4] and [k][n / 4] as vec4s: a thread's 4 adjacent positions and 4
+// adjacent rows are one workgroup load each (2 loads per 16 FMAs instead of 8).
+var<workgroup> As: array<vec4f, 256>;
+var<workgroup> Bs: array<vec4f, 256>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -144,7 +147,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let lqx = lq - lqy * p.QW;
   let ln = n0 + li % 64u;
   let nOk = ln < p.ROWS;
-  var acc: array<array<f32, 4>, 4>;
+  var acc: array<vec4f, 4>;  // acc[j][i]: row n0 + 4 lid.y + j, position m0 + 4 lid.x + i
   for (var k0 = 0u; k0 < p.KTOT; k0 += 16u) {
     for (var i = 0u; i < 4u; i++) {
       let kk = li / 64u + 4u * i;
@@ -157,26 +160,20 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
       let ok = mOk && k < p.KTOT && iy >= 0 && iy < i32(p.IH) && ix >= 0 && ix < i32(p.IW);
       let xi = ((lb * p.KIN + min(kin, p.KIN - 1u)) * p.IH + u32(clamp(iy, 0, i32(p.IH) - 1))) * p.IW
         + u32(clamp(ix, 0, i32(p.IW) - 1));
-      As[kk * 64u + li % 64u] = select(0.0, X[xi], ok);
+      As[kk * 16u + (li % 64u) / 4u][li % 4u] = select(0.0, X[xi], ok);
       let wi = ((min(ln, p.ROWS - 1u) * p.KINP + min(kin, p.KIN - 1u)) * p.TY + ty) * p.TXP + tx;
-      Bs[kk * 64u + li % 64u] = select(0.0, Wp[wi], nOk && k < p.KTOT);
+      Bs[kk * 16u + (li % 64u) / 4u][li % 4u] = select(0.0, Wp[wi], nOk && k < p.KTOT);
     }
     workgroupBarrier();
     for (var kk = 0u; kk < 16u; kk++) {
-      var a: array<f32, 4>;
-      var w: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) {
-        a[i] = As[kk * 64u + lid.x + 16u * i];
-        w[i] = Bs[kk * 64u + lid.y + 16u * i];
-      }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(a[i], w[j], acc[i][j]); }
-      }
+      let a = As[kk * 16u + lid.x];  // positions m0 + 4 lid.x + i
+      let w = Bs[kk * 16u + lid.y];  // rows n0 + 4 lid.y + j
+      for (var j = 0u; j < 4u; j++) { acc[j] = fma(a, vec4f(w[j]), acc[j]); }
     }
     workgroupBarrier();
   }
   for (var i = 0u; i < 4u; i++) {
-    let m = m0 + lid.x + 16u * i;
+    let m = m0 + 4u * lid.x + i;
     if (m >= p.MTOT) { continue; }
     let b = m / (p.QH * p.QW);
     let q = m - b * (p.QH * p.QW);
@@ -185,9 +182,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let oy = qy * p.OSY + p.OPY;
     let ox = qx * p.OSX + p.OPX;
     for (var j = 0u; j < 4u; j++) {
-      let row = n0 + lid.y + 16u * j;
+      let row = n0 + 4u * lid.y + j;
       if (row >= p.ROWS) { continue; }
-      var v = acc[i][j]{{BIAS_ADD}};
+      var v = acc[j][i]{{BIAS_ADD}};
       {{ACT}}
       Y[((b * p.ROWS + row) * p.OH + oy) * p.OW + ox] = v;
     }
@@ -205,8 +202,8 @@ struct Params {
   TXP: u32, PSTRIDE: u32, _p0: u32, _p1: u32,
 }
 {{BINDINGS}}
-var<workgroup> As: array<f32, 1024>; // [k][m]
-var<workgroup> Bs: array<f32, 1024>; // [k][n]
+var<workgroup> As: array<vec4f, 256>; // [k][m / 4]
+var<workgroup> Bs: array<vec4f, 256>; // [k][n / 4]
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u,
@@ -223,7 +220,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let tx = ln % p.TX;
   let ty = (ln / p.TX) % p.TY;
   let kin = min(ln / (p.TX * p.TY), p.KIN - 1u);
-  var acc: array<array<f32, 4>, 4>;
+  var acc: array<vec4f, 4>;  // acc[j][i]: row m0 + 4 lid.x + i, column n0 + 4 lid.y + j
   for (var k0 = p0; k0 < p1; k0 += 16u) {
     for (var i = 0u; i < 4u; i++) {
       let kk = li / 64u + 4u * i;
@@ -234,36 +231,30 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       let q = pk - b * (p.QH * p.QW);
       let qy = q / p.QW;
       let qx = q - qy * p.QW;
-      As[kk * 64u + li % 64u] = select(0.0, A[((b * p.ROWS + min(lm, p.ROWS - 1u)) * p.QH + qy) * p.QW + qx], mOk && kOk);
+      As[kk * 16u + (li % 64u) / 4u][li % 4u] = select(0.0, A[((b * p.ROWS + min(lm, p.ROWS - 1u)) * p.QH + qy) * p.QW + qx], mOk && kOk);
       let iy = i32(qy * p.SY + ty) + p.OFFY;
       let ix = i32(qx * p.SX + tx) + p.OFFX;
       let ok = nOk && kOk && iy >= 0 && iy < i32(p.IH) && ix >= 0 && ix < i32(p.IW);
       let xi = ((b * p.KIN + kin) * p.IH + u32(clamp(iy, 0, i32(p.IH) - 1))) * p.IW + u32(clamp(ix, 0, i32(p.IW) - 1));
-      Bs[kk * 64u + li % 64u] = select(0.0, X[xi], ok);
+      Bs[kk * 16u + (li % 64u) / 4u][li % 4u] = select(0.0, X[xi], ok);
     }
     workgroupBarrier();
     for (var kk = 0u; kk < 16u; kk++) {
-      var a: array<f32, 4>;
-      var w: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) {
-        a[i] = As[kk * 64u + lid.x + 16u * i];
-        w[i] = Bs[kk * 64u + lid.y + 16u * i];
-      }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(a[i], w[j], acc[i][j]); }
-      }
+      let a = As[kk * 16u + lid.x];
+      let w = Bs[kk * 16u + lid.y];
+      for (var j = 0u; j < 4u; j++) { acc[j] = fma(a, vec4f(w[j]), acc[j]); }
     }
     workgroupBarrier();
   }
   for (var i = 0u; i < 4u; i++) {
-    let m = m0 + lid.x + 16u * i;
+    let m = m0 + 4u * lid.x + i;
     if (m >= p.ROWS) { continue; }
     for (var j = 0u; j < 4u; j++) {
-      let n = n0 + lid.y + 16u * j;
+      let n = n0 + 4u * lid.y + j;
       if (n >= p.NCOL) { continue; }
       let ntx = n % p.TX;
       let nrest = n / p.TX; // kin * TY + ty
-      P[wg.z * p.PSTRIDE + m * (p.PSTRIDE / p.ROWS) + nrest * p.TXP + ntx] = acc[i][j];
+      P[wg.z * p.PSTRIDE + m * (p.PSTRIDE / p.ROWS) + nrest * p.TXP + ntx] = acc[j][i];
     }
   }
 }
