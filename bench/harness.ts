@@ -117,12 +117,15 @@ export async function runCase(c: BenchCase, o: RunOptions = {}): Promise<BenchEn
     // 345-735 MHz of 1980 between short, synced repetitions, which made them look 2-4x
     // slower). So there each GPU sample runs the case back to back for ~50 ms, after ~200 ms
     // of the same to ramp the clocks up. A CPU device has no such governor: one run per sample.
-    if (!r.caps.isCpu && warmup > 0) {
+    if (!r.caps.isCpu && r.caps.timestampQuery && warmup > 0) {
       const t0 = performance.now();
+      const passes0 = r.passCount;
       p.run();
       await r.sync();
       const est = Math.max(performance.now() - t0, 0.01);
-      perSample = Math.min(200, Math.ceil(GPU_SAMPLE_MS / est));
+      // timeGpu holds 2048 passes; a run submitted on its own opens at least one.
+      const passesPerRun = Math.max(1, r.passCount - passes0);
+      perSample = Math.max(1, Math.min(200, Math.ceil(GPU_SAMPLE_MS / est), Math.floor(2000 / passesPerRun)));
       for (let i = 0; i < Math.min(1000, Math.ceil(GPU_RAMP_MS / est)); i++) {
         p.run();
         r.flush();

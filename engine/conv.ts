@@ -212,7 +212,7 @@ function windowPlan(ds: Set<number>, vecX: boolean, ax: number): WindowPlan {
 
 interface RegConv {
   R: number;
-  /** Adjacent positions per lane (4 or 8): more reuses each weight load for more FMAs. */
+  /** Adjacent positions per lane (4, 8 or 16): more reuses each weight load for more FMAs. */
   PJ: number;
   /** 'tap': a weight vec4 holds four taps of a kernel row; 'chan': four input channels. */
   mode: 'tap' | 'chan';
@@ -586,7 +586,8 @@ function runConvPass(x: Tensor, w: Tensor, bias: Tensor | null, y: Tensor, pass:
   }
   const chan = pass.TX === 1;
   // A 1x1 pass (channel mode) uses each input load for R rows only (no taps to share it), so
-  // more rows per subgroup: 32 ran them 0-13% faster than 16 (medians of 21 interleaved runs).
+  // more rows per subgroup: 32 ran them 0-13% faster than 16 on lavapipe (medians of 21
+  // interleaved runs). (On a GPU this kernel runs only passes with <= 8 rows.)
   const R = chan && pass.ROWS > 16 ? 32 : regRows(pass.ROWS);
   // More adjacent positions per lane reuse each broadcast weight more often: on lavapipe 8 ran
   // the 3x3 and 4x4 passes up to 2x faster than 4, and 16 another 1.0-1.4x (batch 32, medians

@@ -48,6 +48,8 @@ export class Runtime {
   /** Dispatches recorded and queue submits made since start (for tests and profiling). */
   dispatchCount = 0;
   submitCount = 0;
+  /** Compute passes opened so far (timeGpu writes two timestamps per pass). */
+  passCount = 0;
 
   /** Number of compiled pipelines (one per kernel specialisation). */
   get pipelineCount(): number {
@@ -127,6 +129,7 @@ export class Runtime {
         t.used += 2;
       }
       b.pass = b.encoder.beginComputePass({ timestampWrites });
+      this.passCount++;
     }
     return b.pass;
   }

@@ -71,12 +71,12 @@ export function codebookNorms(codebook: Tensor): Tensor {
 }
 
 // Register tile of nearest_reg: RM rows per invocation x RN codes per step (RN = 32 with
-// subgroups, else 16). Measured on lavapipe at N=65536, D=64 with vec4 loads, GFLOP/s at
-// K=512 / K=128: 16 x 32 ~32 / 24, 32 x 32 ~31 / 23, 16 x 64 ~31 / 24, 32 x 16 ~26 / 21,
-// 64 x 16 ~21 / 20; without subgroups 32 x 16 ~23 / 19, 16 x 32 ~16 / 14. (Each lane's rows
-// are gathered per lane and each code load is a per-lane load shared by broadcast; both cost
-// ~10 instructions per lane there, so the tile balances the two.) RM shrinks for wide rows
-// and for small N (so the work still spreads over several workgroups).
+// subgroups, else 16, not tuned). Interleaved A/B on lavapipe at N=65536, D=64 (this VM's speed
+// drifts too much to compare separate runs): 16 x 32, 32 x 32, 32 x 64 and 16 x 64 within noise
+// of each other, 8 x 32, 8 x 64 and 4 x 64 slower. Each lane's rows are gathered per lane and
+// each code load is a per-lane load shared by broadcast; both cost ~10 instructions per lane
+// there, so the tile balances the two. RM shrinks for wide rows and for small N (so the work
+// still spreads over several workgroups).
 function regRows(n: number, d: number): number {
   let rm = d <= 128 ? 16 : 8;
   while (rm > 4 && Math.ceil(n / rm) < 64) rm /= 2;

@@ -16,20 +16,21 @@
 //
 // Two schedules. "reg" (CPU Vulkan such as lavapipe): a workgroup is one subgroup of 8 lanes, no
 // workgroup memory, no barriers. llvmpipe runs the 8 lanes as one SIMD vector; arithmetic is
-// vectorised but (Mesa 25.0) every storage load inside a loop becomes a per-lane, bounds-checked
-// scalar load per component (~6-8 instructions each), so loads per FMA decide the speed:
-//   * weights (conv) or A rows (wgrad): lane l loads rows l, l + 8 of the subgroup's 16 and
+// vectorised but (Mesa 25.0) every storage load becomes a per-lane, bounds-checked scalar load
+// per component (~10 instructions each, even at a uniform address), so loads per FMA decide
+// the speed:
+//   * weights (conv) or A rows (wgrad): lane l loads rows l, l + 8, ... of the subgroup's R and
 //     subgroupBroadcast hands each value to all 8 lanes (one load per subgroup, not per lane);
-//   * each lane owns 8 adjacent output positions (conv) or 4 column groups (wgrad), and loads the
-//     input window they share once, aligned vec4s where whole;
+//   * each lane owns PJ adjacent output positions (conv: 16 for 3x3/4x4 kernels on a CPU, else
+//     8 or 4) or CPL column groups (wgrad: 2, or 4 for 1x1 kernels), and loads the input window
+//     they share once, aligned vec4s where whole;
 //   * each accumulator is assigned once per loop iteration (every assignment inside a loop is a
-//     masked blend there).
-// Measured in llvmpipe's JIT output: ~8 loop instructions per 8-wide FMA, against ~11-13 with one
-// lane per 4 positions or per column group. "smem": the classic 64x64 workgroup tile with
-// 16-deep slices of A and B staged in workgroup memory, for discrete GPUs.
+//     load, a masked blend and a store there).
+// "smem": the classic 64x64 workgroup tile with 16-deep slices of A and B staged in workgroup
+// memory as vec4s, for discrete GPUs.
 
 // @kernel conv_reg
-// One subgroup: R GEMM rows (output channels) x 8 lanes x PJ (4 or 8) adjacent positions per lane.
+// One subgroup: R GEMM rows (output channels) x 8 lanes x PJ (4, 8 or 16) adjacent positions per lane.
 struct Params {
   B: u32, KIN: u32, IH: u32, IW: u32,
   ROWS: u32, QH: u32, QW: u32, NG: u32,
@@ -77,8 +78,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
 // @kernel convw_reg
 // Weight gradient, one subgroup: R rows (channels of A) x 8 lanes x CPL column groups per lane,
 // a column group being (kin, ty, four taps). The reduction runs over the position groups
-// (b, qy, four qx) of chunk wg.z, UQ groups per iteration of a single flat loop (a nested loop
-// over qx would run only a couple of times per row on small maps and pay its setup each time).
+// (b, qy, four qx) of chunk wg.z, UQ groups per iteration (1 today: more measured slower) of a
+// single flat loop (a nested loop over qx would run only a couple of times per row on small
+// maps and pay its setup each time).
 struct Params {
   B: u32, KIN: u32, IH: u32, IW: u32,
   ROWS: u32, QH: u32, QW: u32, NGI: u32,
@@ -116,8 +118,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) lane:
 }
 
 // @kernel conv_smem
-// 64 positions x 64 rows per workgroup of 16x16; each invocation 4 adjacent positions x 4
-// adjacent rows; K in slices of 16.
+// 64 positions x 64 rows per workgroup of 16x16; each invocation 4 positions x 4 rows (both
+// strided by 16); K in slices of 16.
 struct Params {
   B: u32, KIN: u32, IH: u32, IW: u32,
   ROWS: u32, QH: u32, QW: u32, MTOT: u32,
@@ -127,8 +129,9 @@ struct Params {
   KTOT: u32, TXP: u32, KINP: u32, _pad: u32,
 }
 {{BINDINGS}}
-// Slices are stored [k][m / 4] and [k][n / 4] as vec4s: a thread's 4 adjacent positions and 4
-// adjacent rows are one workgroup load each (2 loads per 16 FMAs instead of 8).
+// Slices are stored as vec4s, [k][s] = (positions or rows s, s + 16, s + 32, s + 48): a thread
+// reads its 4 positions and its 4 rows with one workgroup load each (2 per 16 FMAs instead of
+// 8), and every vec4 is written whole by one invocation.
 var<workgroup> As: array<vec4f, 256>;
 var<workgroup> Bs: array<vec4f, 256>;
 
@@ -137,43 +140,55 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
   let m0 = (wg.x + wg.z * nwg.x) * 64u; // position tiles over x and z (> 65535 need z)
   let n0 = wg.y * 64u;
-  // The position and the row this invocation stages into As and Bs (fixed over the K loop).
-  let lm = m0 + li % 64u;
-  let mOk = lm < p.MTOT;
-  let pm = min(lm, p.MTOT - 1u);
-  let lb = pm / (p.QH * p.QW);
-  let lq = pm - lb * (p.QH * p.QW);
-  let lqy = lq / p.QW;
-  let lqx = lq - lqy * p.QW;
-  let ln = n0 + li % 64u;
-  let nOk = ln < p.ROWS;
-  var acc: array<vec4f, 4>;  // acc[j][i]: row n0 + 4 lid.y + j, position m0 + 4 lid.x + i
+  // This invocation stages slice offset kk of positions m0 + s + 16 i and rows n0 + s + 16 i
+  // (consecutive invocations: consecutive positions, so the loads coalesce).
+  let s = li % 16u;
+  let kk = li / 16u;
+  var sb: array<u32, 4>;
+  var sqy: array<u32, 4>;
+  var sqx: array<u32, 4>;
+  var sok: array<bool, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    let lm = m0 + s + 16u * i;
+    sok[i] = lm < p.MTOT;
+    let pm = min(lm, p.MTOT - 1u);
+    sb[i] = pm / (p.QH * p.QW);
+    let lq = pm - sb[i] * (p.QH * p.QW);
+    sqy[i] = lq / p.QW;
+    sqx[i] = lq - sqy[i] * p.QW;
+  }
+  var acc: array<vec4f, 4>;  // acc[j][i]: row n0 + lid.y + 16 j, position m0 + lid.x + 16 i
   for (var k0 = 0u; k0 < p.KTOT; k0 += 16u) {
+    let k = k0 + kk;
+    let kOk = k < p.KTOT;
+    let tx = k % p.TX;
+    let ty = (k / p.TX) % p.TY;
+    let kin = min(k / (p.TX * p.TY), p.KIN - 1u);
+    var xv = vec4f(0.0);
+    var wv = vec4f(0.0);
     for (var i = 0u; i < 4u; i++) {
-      let kk = li / 64u + 4u * i;
-      let k = k0 + kk;
-      let tx = k % p.TX;
-      let ty = (k / p.TX) % p.TY;
-      let kin = k / (p.TX * p.TY);
-      let iy = i32(lqy * p.SY) + {{DIR}} * i32(ty) + p.OFFY;
-      let ix = i32(lqx * p.SX) + {{DIR}} * i32(tx) + p.OFFX;
-      let ok = mOk && k < p.KTOT && iy >= 0 && iy < i32(p.IH) && ix >= 0 && ix < i32(p.IW);
-      let xi = ((lb * p.KIN + min(kin, p.KIN - 1u)) * p.IH + u32(clamp(iy, 0, i32(p.IH) - 1))) * p.IW
+      let iy = i32(sqy[i] * p.SY) + {{DIR}} * i32(ty) + p.OFFY;
+      let ix = i32(sqx[i] * p.SX) + {{DIR}} * i32(tx) + p.OFFX;
+      let ok = sok[i] && kOk && iy >= 0 && iy < i32(p.IH) && ix >= 0 && ix < i32(p.IW);
+      let xi = ((sb[i] * p.KIN + kin) * p.IH + u32(clamp(iy, 0, i32(p.IH) - 1))) * p.IW
         + u32(clamp(ix, 0, i32(p.IW) - 1));
-      As[kk * 16u + (li % 64u) / 4u][li % 4u] = select(0.0, X[xi], ok);
-      let wi = ((min(ln, p.ROWS - 1u) * p.KINP + min(kin, p.KIN - 1u)) * p.TY + ty) * p.TXP + tx;
-      Bs[kk * 16u + (li % 64u) / 4u][li % 4u] = select(0.0, Wp[wi], nOk && k < p.KTOT);
+      xv[i] = select(0.0, X[xi], ok);
+      let ln = n0 + s + 16u * i;
+      let wi = ((min(ln, p.ROWS - 1u) * p.KINP + kin) * p.TY + ty) * p.TXP + tx;
+      wv[i] = select(0.0, Wp[wi], ln < p.ROWS && kOk);
     }
+    As[kk * 16u + s] = xv;
+    Bs[kk * 16u + s] = wv;
     workgroupBarrier();
-    for (var kk = 0u; kk < 16u; kk++) {
-      let a = As[kk * 16u + lid.x];  // positions m0 + 4 lid.x + i
-      let w = Bs[kk * 16u + lid.y];  // rows n0 + 4 lid.y + j
+    for (var q = 0u; q < 16u; q++) {
+      let a = As[q * 16u + lid.x];  // positions m0 + lid.x + 16 i
+      let w = Bs[q * 16u + lid.y];  // rows n0 + lid.y + 16 j
       for (var j = 0u; j < 4u; j++) { acc[j] = fma(a, vec4f(w[j]), acc[j]); }
     }
     workgroupBarrier();
   }
   for (var i = 0u; i < 4u; i++) {
-    let m = m0 + 4u * lid.x + i;
+    let m = m0 + lid.x + 16u * i;
     if (m >= p.MTOT) { continue; }
     let b = m / (p.QH * p.QW);
     let q = m - b * (p.QH * p.QW);
@@ -182,7 +197,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let oy = qy * p.OSY + p.OPY;
     let ox = qx * p.OSX + p.OPX;
     for (var j = 0u; j < 4u; j++) {
-      let row = n0 + 4u * lid.y + j;
+      let row = n0 + lid.y + 16u * j;
       if (row >= p.ROWS) { continue; }
       var v = acc[j][i]{{BIAS_ADD}};
       {{ACT}}
@@ -202,8 +217,9 @@ struct Params {
   TXP: u32, PSTRIDE: u32, _p0: u32, _p1: u32,
 }
 {{BINDINGS}}
-var<workgroup> As: array<vec4f, 256>; // [k][m / 4]
-var<workgroup> Bs: array<vec4f, 256>; // [k][n / 4]
+// vec4 slices as in conv_smem: [k][s] = rows (or columns) s, s + 16, s + 32, s + 48.
+var<workgroup> As: array<vec4f, 256>;
+var<workgroup> Bs: array<vec4f, 256>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u,
@@ -212,45 +228,54 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let n0 = wg.y * 64u;
   let p0 = wg.z * p.CHUNK;
   let p1 = min(p0 + p.CHUNK, p.MTOT);
-  // The row of A and the column (kin, ty, tx) of B this invocation stages.
-  let lm = m0 + li % 64u;
-  let mOk = lm < p.ROWS;
-  let ln = n0 + li % 64u;
-  let nOk = ln < p.NCOL;
-  let tx = ln % p.TX;
-  let ty = (ln / p.TX) % p.TY;
-  let kin = min(ln / (p.TX * p.TY), p.KIN - 1u);
-  var acc: array<vec4f, 4>;  // acc[j][i]: row m0 + 4 lid.x + i, column n0 + 4 lid.y + j
+  // This invocation stages position kk of the slice for rows m0 + s + 16 i of A and columns
+  // n0 + s + 16 i = (kin, ty, tx) of B.
+  let s = li % 16u;
+  let kk = li / 16u;
+  var ctx: array<u32, 4>;
+  var cty: array<u32, 4>;
+  var ckin: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    let ln = n0 + s + 16u * i;
+    ctx[i] = ln % p.TX;
+    cty[i] = (ln / p.TX) % p.TY;
+    ckin[i] = min(ln / (p.TX * p.TY), p.KIN - 1u);
+  }
+  var acc: array<vec4f, 4>;  // acc[j][i]: row m0 + lid.x + 16 i, column n0 + lid.y + 16 j
   for (var k0 = p0; k0 < p1; k0 += 16u) {
+    let k = k0 + kk;
+    let kOk = k < p1;
+    let pk = min(k, p.MTOT - 1u);
+    let b = pk / (p.QH * p.QW);
+    let q = pk - b * (p.QH * p.QW);
+    let qy = q / p.QW;
+    let qx = q - qy * p.QW;
+    var av = vec4f(0.0);
+    var xv = vec4f(0.0);
     for (var i = 0u; i < 4u; i++) {
-      let kk = li / 64u + 4u * i;
-      let k = k0 + kk;
-      let kOk = k < p1;
-      let pk = min(k, p.MTOT - 1u);
-      let b = pk / (p.QH * p.QW);
-      let q = pk - b * (p.QH * p.QW);
-      let qy = q / p.QW;
-      let qx = q - qy * p.QW;
-      As[kk * 16u + (li % 64u) / 4u][li % 4u] = select(0.0, A[((b * p.ROWS + min(lm, p.ROWS - 1u)) * p.QH + qy) * p.QW + qx], mOk && kOk);
-      let iy = i32(qy * p.SY + ty) + p.OFFY;
-      let ix = i32(qx * p.SX + tx) + p.OFFX;
-      let ok = nOk && kOk && iy >= 0 && iy < i32(p.IH) && ix >= 0 && ix < i32(p.IW);
-      let xi = ((b * p.KIN + kin) * p.IH + u32(clamp(iy, 0, i32(p.IH) - 1))) * p.IW + u32(clamp(ix, 0, i32(p.IW) - 1));
-      Bs[kk * 16u + (li % 64u) / 4u][li % 4u] = select(0.0, X[xi], ok);
+      let lm = m0 + s + 16u * i;
+      av[i] = select(0.0, A[((b * p.ROWS + min(lm, p.ROWS - 1u)) * p.QH + qy) * p.QW + qx], lm < p.ROWS && kOk);
+      let iy = i32(qy * p.SY + cty[i]) + p.OFFY;
+      let ix = i32(qx * p.SX + ctx[i]) + p.OFFX;
+      let ok = n0 + s + 16u * i < p.NCOL && kOk && iy >= 0 && iy < i32(p.IH) && ix >= 0 && ix < i32(p.IW);
+      let xi = ((b * p.KIN + ckin[i]) * p.IH + u32(clamp(iy, 0, i32(p.IH) - 1))) * p.IW + u32(clamp(ix, 0, i32(p.IW) - 1));
+      xv[i] = select(0.0, X[xi], ok);
     }
+    As[kk * 16u + s] = av;
+    Bs[kk * 16u + s] = xv;
     workgroupBarrier();
-    for (var kk = 0u; kk < 16u; kk++) {
-      let a = As[kk * 16u + lid.x];
-      let w = Bs[kk * 16u + lid.y];
+    for (var t = 0u; t < 16u; t++) {
+      let a = As[t * 16u + lid.x];
+      let w = Bs[t * 16u + lid.y];
       for (var j = 0u; j < 4u; j++) { acc[j] = fma(a, vec4f(w[j]), acc[j]); }
     }
     workgroupBarrier();
   }
   for (var i = 0u; i < 4u; i++) {
-    let m = m0 + 4u * lid.x + i;
+    let m = m0 + lid.x + 16u * i;
     if (m >= p.ROWS) { continue; }
     for (var j = 0u; j < 4u; j++) {
-      let n = n0 + 4u * lid.y + j;
+      let n = n0 + lid.y + 16u * j;
       if (n >= p.NCOL) { continue; }
       let ntx = n % p.TX;
       let nrest = n / p.TX; // kin * TY + ty

@@ -114,53 +114,46 @@ struct Params { n: u32, k: u32, writeDist: u32 }
 @group(0) @binding(4) var<storage, read_write> dist: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-// Slices stored dim-major so a thread's 4 consecutive rows (codes) are one vec4.
+// Slices stored dim-major as vec4s: zs[d][s] = rows s, s + 16, s + 32, s + 48 and es[d][s] =
+// codes s, s + 16, ... of the tile, so a thread's 4 rows and 4 codes are one load each, and each
+// vec4 is written whole by one invocation.
 var<workgroup> zs: array<vec4f, BD * TM / 4u>;
 var<workgroup> es: array<vec4f, BD * TK / 4u>;
 var<workgroup> redd: array<f32, TM * 16u>;
 var<workgroup> redi: array<u32, TM * 16u>;
 
-fn zsSet(d: u32, r: u32, v: f32) {
-  let i = d * TM + r;
-  zs[i / 4u][i % 4u] = v;
-}
-fn esSet(d: u32, c: u32, v: f32) {
-  let i = d * TK + c;
-  es[i / 4u][i % 4u] = v;
-}
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) t: u32) {
   let row0 = (wid.x + wid.y * nwg.x) * TM;
-  let tr = t / 16u;  // this thread's rows: row0 + tr*4 + i
-  let tc = t % 16u;  // this thread's codes within a tile: tc*4 + j
-  // Loader mapping: 256 threads x 4 values cover a TM x BD (or TK x BD) slice.
-  let lr = t / 4u;
-  let ld = (t % 4u) * 4u;
+  let tr = t / 16u;  // this thread's rows: row0 + tr + 16 i
+  let tc = t % 16u;  // this thread's codes within a tile: tc + 16 j
+  // Loader: dim ld of the slice for rows (codes) ls + 16 c; 16 consecutive threads read 16
+  // consecutive dims of one row.
+  let ld = t % 16u;
+  let ls = t / 16u;
   var best = vec4f(BIG);
   var besti = vec4u(0u);
 
   for (var k0 = 0u; k0 < p.k; k0 += TK) {
-    var acc: array<vec4f, 4>;  // acc[i][j]: row tr*4+i, code tc*4+j
+    var acc: array<vec4f, 4>;  // acc[i][j]: row tr + 16 i, code tc + 16 j
     for (var i = 0u; i < 4u; i++) { acc[i] = vec4f(0.0); }
     for (var s = 0u; s < NSLICE; s++) {
-      let d0 = s * BD;
-      for (var q = 0u; q < 4u; q++) {
-        let d = d0 + ld + q;
-        let row = row0 + lr;
-        let code = k0 + lr;
-        var zv = 0.0;
-        var ev = 0.0;
-        if (d < D && row < p.n) { zv = z[row * D + d]; }
-        if (d < D && code < p.k) { ev = e[code * D + d]; }
-        zsSet(ld + q, lr, zv);
-        esSet(ld + q, lr, ev);
+      let d = s * BD + ld;
+      var zv = vec4f(0.0);
+      var ev = vec4f(0.0);
+      for (var c = 0u; c < 4u; c++) {
+        let row = row0 + ls + 16u * c;
+        let code = k0 + ls + 16u * c;
+        if (d < D && row < p.n) { zv[c] = z[row * D + d]; }
+        if (d < D && code < p.k) { ev[c] = e[code * D + d]; }
       }
+      zs[ld * 16u + ls] = zv;
+      es[ld * 16u + ls] = ev;
       workgroupBarrier();
-      for (var d = 0u; d < BD; d++) {
-        let a = zs[(d * TM) / 4u + tr];
-        let b = es[(d * TK) / 4u + tc];
+      for (var dd = 0u; dd < BD; dd++) {
+        let a = zs[dd * 16u + tr];
+        let b = es[dd * 16u + tc];
         acc[0] = fma(vec4f(a.x), b, acc[0]);
         acc[1] = fma(vec4f(a.y), b, acc[1]);
         acc[2] = fma(vec4f(a.z), b, acc[2]);
@@ -169,7 +162,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       workgroupBarrier();
     }
     for (var j = 0u; j < 4u; j++) {
-      let k = k0 + tc * 4u + j;
+      let k = k0 + tc + 16u * j;
       if (k < p.k) {
         let nk = norms[k];
         for (var i = 0u; i < 4u; i++) {
@@ -182,8 +175,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 
   // Merge the 16 partial minima of each row; ties go to the lower code index.
   for (var i = 0u; i < 4u; i++) {
-    redd[(tr * 4u + i) * 16u + tc] = best[i];
-    redi[(tr * 4u + i) * 16u + tc] = besti[i];
+    redd[(tr + 16u * i) * 16u + tc] = best[i];
+    redi[(tr + 16u * i) * 16u + tc] = besti[i];
   }
   workgroupBarrier();
   if (t < TM) {

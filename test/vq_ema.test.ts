@@ -146,7 +146,7 @@ t.test('EMA codebook follows the float64 reference over several steps', async (t
   }
 });
 
-t.test('EMA: reused buckets, errors', async (t) => {
+t.test('EMA: repeatable updates, errors', async (t) => {
   const rng = new Rng(3);
   const [k, d, n] = [6, 3, 40];
   const e0 = rng.normalArray(k * d);
