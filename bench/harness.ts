@@ -6,7 +6,7 @@
 // `setup` and returns `run`, which records the GPU work of one repetition (and disposes what it
 // made); `tfjs`, if given, builds the same work in tfjs-webgpu for `--vs tfjs`.
 import type { Tensor as TfTensor } from '@tensorflow/tfjs-core';
-import { rt } from '../engine/runtime.js';
+import { MAX_TIMED_PASSES, rt } from '../engine/runtime.js';
 import type { Tf } from './tfjs.js';
 
 export interface Prepared {
@@ -123,9 +123,9 @@ export async function runCase(c: BenchCase, o: RunOptions = {}): Promise<BenchEn
       p.run();
       await r.sync();
       const est = Math.max(performance.now() - t0, 0.01);
-      // timeGpu holds 2048 passes; a run submitted on its own opens at least one.
+      // A run submitted on its own opens at least one pass; timeGpu times MAX_TIMED_PASSES.
       const passesPerRun = Math.max(1, r.passCount - passes0);
-      perSample = Math.max(1, Math.min(200, Math.ceil(GPU_SAMPLE_MS / est), Math.floor(2000 / passesPerRun)));
+      perSample = Math.max(1, Math.min(200, Math.ceil(GPU_SAMPLE_MS / est), Math.floor(MAX_TIMED_PASSES / passesPerRun)));
       for (let i = 0; i < Math.min(1000, Math.ceil(GPU_RAMP_MS / est)); i++) {
         p.run();
         r.flush();

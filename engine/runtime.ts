@@ -30,6 +30,9 @@ interface Batch {
   uniformBytes: number;
 }
 
+/** Compute passes one timeGpu call can time (WebGPU query sets hold 4096 timestamps). */
+export const MAX_TIMED_PASSES = 2048;
+
 export class Runtime {
   readonly device: GPUDevice;
   readonly caps: Capabilities;
@@ -301,7 +304,7 @@ export class Runtime {
     }
     this.flush();
     // Two timestamps per compute pass (one pass per batch of dispatches); WebGPU allows 4096.
-    const capacity = 4096;
+    const capacity = 2 * MAX_TIMED_PASSES;
     const set = this.device.createQuerySet({ type: 'timestamp', count: capacity });
     const timing = { set, used: 0, capacity, overflow: false };
     this.timing = timing;
