@@ -2,6 +2,7 @@
 // Capabilities (features, limits, CPU vs discrete GPU) are exposed so kernels can pick a
 // schedule per device.
 import { create, globals } from 'webgpu';
+import { CPU_POLL_INTERVAL_MS, restoreDawnPolling, throttleDawnPolling } from './dawn_poll.js';
 
 // WebGPU's global constants (GPUBufferUsage, GPUMapMode, ...) for every module of the engine.
 Object.assign(globalThis, globals);
@@ -14,6 +15,12 @@ export interface DeviceOptions {
   powerPreference?: GPUPowerPreference;
   /** Extra Dawn flags passed to create(). */
   dawnFlags?: string[];
+  /**
+   * How Dawn polls for finished GPU work (see dawn_poll.ts): 'spin' (Dawn's own setImmediate
+   * loop) or a timer interval in ms. Default: 1 ms on CPU devices, 'spin' on GPUs.
+   * Env: VQ_DAWN_POLL.
+   */
+  dawnPoll?: 'spin' | number;
 }
 
 export interface Capabilities {
@@ -76,6 +83,7 @@ export function currentGpu(): Gpu {
 export async function createGpu(opts: DeviceOptions = {}): Promise<Gpu> {
   const adapterName = opts.adapter ?? process.env.VQ_ADAPTER;
   const backend = opts.backend ?? process.env.VQ_BACKEND;
+  const pollRequest = parseDawnPoll(opts.dawnPoll ?? process.env.VQ_DAWN_POLL);
   const flags = ['disable-dawn-features=timestamp_quantization', ...(opts.dawnFlags ?? [])];
   if (adapterName) flags.push(`adapter=${adapterName}`);
   if (backend) flags.push(`backend=${backend}`);
@@ -140,7 +148,18 @@ export async function createGpu(opts: DeviceOptions = {}): Promise<Gpu> {
     maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
     features: [...adapter.features].sort(),
   };
+  const poll = pollRequest ?? (isCpu ? CPU_POLL_INTERVAL_MS : 'spin');
+  if (poll === 'spin') restoreDawnPolling();
+  else throttleDawnPolling(poll);
   return { device, adapter, caps };
+}
+
+function parseDawnPoll(v: string | number | undefined): 'spin' | number | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (v === 'spin') return v;
+  const ms = Number(v);
+  if (!(ms >= 0 && ms <= 1000)) throw new Error(`VQ_DAWN_POLL must be 'spin' or a poll interval in ms (0-1000), got '${v}'`);
+  return ms;
 }
 
 /** Releases the device and lets the process exit. */
@@ -149,5 +168,6 @@ export function destroyGpu(): void {
   current = null;
   pending = null;
   delete (globalThis as any).__vqDawnInstance;
+  restoreDawnPolling();
   if ((globalThis as any).navigator?.gpu) delete (globalThis as any).navigator.gpu;
 }

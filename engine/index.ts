@@ -1,5 +1,6 @@
 // The engine's public API.
 export * from './device.js';
+export { dawnPollingState } from './dawn_poll.js';
 export * from './runtime.js';
 export * from './pool.js';
 export * from './random.js';
