@@ -97,8 +97,12 @@ function regUsesSubgroups(requested?: boolean): boolean {
   return can && process.env.VQ_VQ_SUBGROUPS !== '0';
 }
 
-/** The unrolled statements of nearest_reg (see the comment above it in vq_nearest.wgsl); v = dims per load (1 or 4). */
-function regBody(rm: number, rn: number, sg: boolean, v: number): Record<string, string> {
+/**
+ * The unrolled statements of nearest_reg (see the comment above it in vq_nearest.wgsl);
+ * v = dims per load (1 or 4), un = loads per row and code per iteration of the d loop.
+ */
+function regBody(rm: number, rn: number, sg: boolean, v: number, un: number): Record<string, string> {
+  const steps = [...Array(un).keys()];
   const rows = [...Array(rm).keys()];
   const codes = [...Array(rn).keys()];
   const groups = [...Array(rn / 8).keys()];
@@ -121,11 +125,16 @@ function regBody(rm: number, rn: number, sg: boolean, v: number): Record<string,
       )
       .join('\n');
   const comps = v === 4 ? ['.x', '.y', '.z', '.w'] : [''];
-  // One chained update per accumulator and d step, in ascending d.
-  const fmaChain = (r: number, j: number) => comps.reduce((acc, c) => `fma(z${r}${c}, e${j}${c}, ${acc})`, `a${r}_${j}`);
-  const codeLoads = sg
-    ? each(groups, '      ', (h) => `let ev${h} = e[eo${h} + d];`) + '\n' + each(codes, '      ', (j) => `let e${j} = subgroupBroadcast(ev${j >> 3}, ${j & 7}u);`)
-    : each(codes, '      ', (j) => `let e${j} = e[eo${j} + d];`);
+  // One chained update per accumulator and iteration of the d loop, in ascending d.
+  const fmaChain = (r: number, j: number) =>
+    steps.reduce((acc0, u) => comps.reduce((acc, c) => `fma(z${r}_${u}${c}, e${j}_${u}${c}, ${acc})`, acc0), `a${r}_${j}`);
+  const codeLoads = steps
+    .map((u) =>
+      sg
+        ? each(groups, '      ', (h) => `let ev${h}_${u} = e[eo${h} + d + ${u}u];`) + '\n' + each(codes, '      ', (j) => `let e${j}_${u} = subgroupBroadcast(ev${j >> 3}_${u}, ${j & 7}u);`)
+        : each(codes, '      ', (j) => `let e${j}_${u} = e[eo${j} + d + ${u}u];`),
+    )
+    .join('\n');
   return {
     VT: v === 4 ? 'vec4f' : 'f32',
     ZZ: v === 4 ? 'fma(v.w, v.w, fma(v.z, v.z, fma(v.y, v.y, fma(v.x, v.x, zz))))' : 'fma(v, v, zz)',
@@ -135,7 +144,7 @@ function regBody(rm: number, rn: number, sg: boolean, v: number): Record<string,
       ? each(groups, '    ', (h) => `let eo${h} = min(k0 + ${8 * h}u + lane, p.k - 1u) * DV;`)
       : each(codes, '    ', (j) => `let eo${j} = min(k0 + ${j}u, p.k - 1u) * DV;`),
     DECL_ACC: block('    ', (r, j) => `var a${r}_${j} = 0.0;`),
-    LOADS: codeLoads + '\n' + each(rows, '      ', (r) => `let z${r} = zr[d * RM + ${r}u];`),
+    LOADS: codeLoads + '\n' + steps.map((u) => each(rows, '      ', (r) => `let z${r}_${u} = zr[(d + ${u}u) * RM + ${r}u];`)).join('\n'),
     FMAS: block('      ', (r, j) => `a${r}_${j} = ${fmaChain(r, j)};`),
     UPDATE: update,
     STORES: each(rows, '  ', (r) => `finish(row0 + ${r}u, ${r}u, b${r}, i${r}, &zr);`),
@@ -144,10 +153,15 @@ function regBody(rm: number, rn: number, sg: boolean, v: number): Record<string,
 
 function regKernel(d: number, rm: number, rn: number, sg: boolean): Kernel {
   const v = d % 4 === 0 ? 4 : 1;
-  const key = `vq_nearest.nearest_reg.D${d}.V${v}.RM${rm}.RN${rn}${sg ? '.sg' : ''}`;
+  // Two d steps per iteration of the d loop when they divide it: each accumulator is then
+  // assigned (load, blend, store on llvmpipe) once per 8 multiply-adds instead of 4. Measured
+  // at N=65536, D=64, interleaved: 5-9% faster at K=128 and 512; 4 steps per iteration was no
+  // better (the loop body grows past the instruction cache).
+  const un = (d / v) % 2 === 0 ? 2 : 1;
+  const key = `vq_nearest.nearest_reg.D${d}.V${v}.RM${rm}.RN${rn}.U${un}${sg ? '.sg' : ''}`;
   let k = kernelCache.get(key);
   if (!k) {
-    const code = () => (sg ? 'enable subgroups;\n' : '') + wgslKernel('vq_nearest', 'nearest_reg', { D: d, DV: d / v, RM: rm, RN: rn, ...regBody(rm, rn, sg, v) });
+    const code = () => (sg ? 'enable subgroups;\n' : '') + wgslKernel('vq_nearest', 'nearest_reg', { D: d, DV: d / v, RM: rm, RN: rn, UN: un, ...regBody(rm, rn, sg, v, un) });
     k = { name: 'vq_nearest.nearest_reg', key, code };
     kernelCache.set(key, k);
   }

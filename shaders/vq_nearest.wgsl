@@ -39,18 +39,18 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // The RM x RN block is unrolled by the launcher (engine/vq.ts, regBody): lavapipe keeps named
 // scalars in registers (or at least in fixed stack slots), while an array indexed in a loop it
 // does not unroll becomes per-lane gathers. Rows and codes are read V dims at a time (vec4f when
-// D % 4 == 0) and each accumulator is assigned once per step of the d loop, as a chain of V
-// fmas: llvmpipe turns every assignment inside a loop into a load, a masked blend and a store,
-// so V = 4 cuts that overhead per multiply-add by 4. The unrolled statements fill the slots:
+// D % 4 == 0) and each accumulator is assigned once per iteration of the d loop, as a chain of
+// UN x V fmas: llvmpipe turns every assignment inside a loop into a load, a masked blend and a
+// store, so V = 4 and UN = 2 cut that overhead per multiply-add by 8. The unrolled statements fill the slots:
 //   DECL_BEST: var b{r} = BIG; var i{r} = 0u;    (running minimum of row r)
 //   CODE_OFFSETS: let eo{j} = min(k0 + j, p.k - 1u) * DV;  (tail codes repeat the last one)
 //     or, with subgroups of 8 (lane = subgroup lane), the lane's code of each group of 8:
 //     let eo{h} = min(k0 + 8 h + lane, p.k - 1u) * DV;
 //   DECL_ACC: var a{r}_{j} = 0.0;
-//   LOADS: let e{j} = e[eo{j} + d]; let z{r} = zr[d * RM + r];
-//     or with subgroups: let ev{h} = e[eo{h} + d]; let e{j} = subgroupBroadcast(ev{j / 8}, j % 8);
+//   LOADS, for u < UN: let e{j}_{u} = e[eo{j} + d + u]; let z{r}_{u} = zr[(d + u) * RM + r];
+//     or with subgroups: let ev{h}_{u} = e[eo{h} + d + u]; let e{j}_{u} = subgroupBroadcast(ev{j / 8}_{u}, j % 8);
 //     (the 8 lanes load 8 codes at once and share them: one load where there were 8)
-//   FMAS: a{r}_{j} = fma(z{r}.w, e{j}.w, fma(z{r}.z, e{j}.z, ...a{r}_{j}));  (ascending d)
+//   FMAS: a{r}_{j} = fma(z{r}_1.w, e{j}_1.w, ... fma(z{r}_0.x, e{j}_0.x, a{r}_{j}));  (ascending d)
 //   UPDATE: the codes' ||e||^2 (shared by broadcast too), then per code j < p.k, per row r:
 //     dk = ||e||^2 - 2 a{r}_{j}; strictly smaller wins.
 //   STORES: finish(row0 + r, r, b{r}, i{r}, &zr);
@@ -58,6 +58,7 @@ const D = {{D}}u;    // row width, baked in so the loops over it have constant b
 const DV = {{DV}}u;  // loads per row: D / 4 vec4f, or D f32
 const RM = {{RM}}u;  // z rows per invocation
 const RN = {{RN}}u;  // codes per step of the codebook loop
+const UN = {{UN}}u;  // loads per row and code per iteration of the d loop (1 or 2)
 const WG = 8u;       // one lavapipe SIMD group: small workgroups spread over the CPU threads
 struct Params { n: u32, k: u32, writeDist: u32, _pad: u32 }
 @group(0) @binding(0) var<storage, read> z: array<{{VT}}>;
@@ -91,7 +92,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   for (var k0 = 0u; k0 < p.k; k0 += RN) {
 {{CODE_OFFSETS}}
 {{DECL_ACC}}
-    for (var d = 0u; d < DV; d++) {
+    for (var d = 0u; d < DV; d += UN) {
 {{LOADS}}
 {{FMAS}}
     }
