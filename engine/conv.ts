@@ -516,6 +516,133 @@ function regWgradCode(v: RegWgrad): string {
   });
 }
 
+// ---- reg: weight-gradient kernel walking down the rows (stride-1 kernel rows)
+
+interface RegWgradRows {
+  R: number;
+  /** Kernel rows (TY >= 2): column groups per lane, one per row, all of one input channel. */
+  TY: number;
+  /** Taps per kernel row (<= 4): the accumulator width. */
+  T: number;
+  SX: number;
+  vecA: boolean;
+  vecX: boolean;
+  ax: number;
+}
+
+function regWgradRowsKey(v: RegWgradRows): string {
+  return `convw.rows|R${v.R}|TY${v.TY}|T${v.T}|S${v.SX}|va${+v.vecA}|vx${v.vecX ? v.ax : '-'}`;
+}
+
+function regWgradRowsWindow(v: RegWgradRows): WindowPlan {
+  return regWgradWindow({ R: v.R, G: 1, T: v.T, CPL: 1, SX: v.SX, vecA: v.vecA, vecX: v.vecX, ax: v.ax, UQ: 1 });
+}
+
+function regWgradRowsCode(v: RegWgradRows): string {
+  const J = Math.ceil(v.R / 8);
+  const vt = v.T === 1 ? 'f32' : `vec${v.T}f`;
+  const { chunks, inChunk, scalarD } = regWgradRowsWindow(v);
+  // The values of one input row: its aligned vec4 chunks and its scalars.
+  const names = (row: string) => [
+    ...chunks.map((d0) => ({ name: `${row}_v${id(d0)}`, type: 'vec4f', d0, scalar: false })),
+    ...scalarD.map((d) => ({ name: `${row}_s${id(d)}`, type: 'f32', d0: d, scalar: true })),
+  ];
+  // Statements loading input row qy + OFFY + t into the values of `row` (`assign`: ring vars).
+  const loadRow = (t: number, row: string, assign: boolean, indent: string): string[] => {
+    const out = [
+      `${indent}let iy_${row} = i32(qy + ${t}u) + p.OFFY;`,
+      `${indent}let rok_${row} = iy_${row} >= 0 && iy_${row} < i32(p.IH);`,
+      `${indent}let xrow_${row} = (chan + u32(clamp(iy_${row}, 0, i32(p.IH) - 1))) * p.IW;`,
+    ];
+    for (const n of names(row)) {
+      const ix = `xb + ${n.d0}`;
+      const ok = `rok_${row} && ${ix} >= 0 && ${ix} < i32(p.IW)`;
+      const value = n.scalar
+        ? `select(0.0, X[xrow_${row} + u32(clamp(${ix}, 0, i32(p.IW) - 1))], ${ok})`
+        : `select(vec4f(0.0), X4[(xrow_${row} + select(0u, u32(${ix}), ${ix} >= 0 && ${ix} < i32(p.IW))) / 4u], ${ok})`;
+      out.push(`${indent}${assign ? '' : 'let '}${n.name} = ${value};`);
+    }
+    return out;
+  };
+  const rowName = (ty: number) => (ty === v.TY - 1 ? 'xn' : `ring${ty}`);
+
+  const arows: string[] = [];
+  for (let jj = 0; jj < J; jj++) {
+    const lanePart = v.R < 8 ? `min(lane, ${v.R - 1}u)` : 'lane';
+    arows.push(`  let ar_${jj} = min(m0 + ${lanePart} + ${8 * jj}u, p.ROWS - 1u);`);
+  }
+  const ring: string[] = [];
+  for (let t = 0; t < v.TY - 1; t++) for (const n of names(`ring${t}`)) ring.push(`  var ${n.name} = ${n.type}(0.0);`);
+  const fill: string[] = [];
+  for (let t = 0; t < v.TY - 1; t++) fill.push(...loadRow(t, `ring${t}`, true, '      '));
+  const acc: string[] = [];
+  for (let r = 0; r < v.R; r++) for (let ty = 0; ty < v.TY; ty++) acc.push(`  var acc_${r}_${ty} = ${vt}(0.0);`);
+
+  const body: string[] = [...loadRow(v.TY - 1, 'xn', false, '    ')];
+  for (let jj = 0; jj < J; jj++) {
+    const i0 = `(abase + ar_${jj} * p.QH) * p.QW + qx0`;
+    if (v.vecA) {
+      body.push(`    let av_${jj} = A4[(${i0}) / 4u];`);
+    } else {
+      body.push(`    let ai_${jj} = ${i0};`);
+      const parts = [0, 1, 2, 3].map((j) => `select(0.0, A[min(ai_${jj} + ${j}u, arrayLength(&A) - 1u)], qx0 + ${j}u < p.QW)`);
+      body.push(`    let av_${jj} = vec4f(${parts.join(', ')});`);
+    }
+  }
+  // Per kernel row: the T taps seen by each of the four positions.
+  for (let ty = 0; ty < v.TY; ty++) {
+    const row = rowName(ty);
+    const xval = (d: number) => {
+      const ch = inChunk.get(d);
+      return ch ? `${row}_v${id(ch[0])}.${comp[ch[1]]}` : `${row}_s${id(d)}`;
+    };
+    for (let j = 0; j < 4; j++) {
+      const xs = [];
+      for (let t = 0; t < v.T; t++) xs.push(xval(j * v.SX + t));
+      body.push(`    let xs_${ty}_${j} = ${vt}(${xs.join(', ')});`);
+    }
+  }
+  // Row by row of A: broadcast its four positions, then one chained update per kernel row.
+  for (let r = 0; r < v.R; r++) {
+    body.push(`    let a_${r} = subgroupBroadcast(av_${r >> 3}, ${r & 7}u);`);
+    for (let ty = 0; ty < v.TY; ty++) {
+      let e = `acc_${r}_${ty}`;
+      for (let j = 0; j < 4; j++) e = `fma(${vt}(a_${r}.${comp[j]}), xs_${ty}_${j}, ${e})`;
+      body.push(`    acc_${r}_${ty} = ${e};`);
+    }
+  }
+  const shift: string[] = [];
+  for (let t = 0; t < v.TY - 1; t++) {
+    const src = rowName(t + 1);
+    const dst = names(`ring${t}`);
+    names(src).forEach((n, i) => shift.push(`    ${dst[i].name} = ${n.name};`));
+  }
+  const epi: string[] = [];
+  const pad = v.T === 4 ? '' : v.T === 1 ? ', 0.0, 0.0, 0.0' : v.T === 2 ? ', 0.0, 0.0' : ', 0.0';
+  for (let r = 0; r < v.R; r++) {
+    for (let ty = 0; ty < v.TY; ty++) {
+      epi.push(`  if (m0 + ${r}u < p.ROWS && kinr < p.KIN) { P[(wg.z * p.ROWS + m0 + ${r}u) * p.NCG + kin * ${v.TY}u + ${ty}u] = vec4f(acc_${r}_${ty}${pad}); }`);
+    }
+  }
+  const binds: [string, string][] = [[v.vecA ? 'A4' : 'A', v.vecA ? 'array<vec4f>' : 'array<f32>']];
+  if (scalarD.length) binds.push(['X', 'array<f32>']);
+  if (chunks.length) binds.push(['X4', 'array<vec4f>']);
+  binds.push(['P', 'array<vec4f>']);
+  return wgslKernel('conv', 'convw_rows', {
+    ENABLE: 'enable subgroups;',
+    BINDINGS: bindings(binds),
+    R: v.R,
+    SX: v.SX,
+    AROWS: arows.join('\n'),
+    RING_DECL: ring.join('\n'),
+    ACC_DECL: acc.join('\n'),
+    RING_FILL: fill.join('\n'),
+    BODY: body.join('\n'),
+    RING_SHIFT: shift.join('\n'),
+    EPILOGUE: epi.join('\n'),
+  });
+}
+
 // ---- smem kernels
 
 function smemConvKernel(DIR: 1 | -1, bias: boolean, relu: boolean): Kernel {
@@ -684,6 +811,8 @@ function runWgrad(a: Tensor, x: Tensor, pass: WgradPass, sched: ConvSchedule): T
     i32[12] = pass.OFFY;
     i32[13] = pass.OFFX;
     rt().dispatch(smemWgradKernel(), [a.buffer, x.buffer, P.buffer], u, [Math.ceil(pass.ROWS / 64), Math.ceil(NCOL / 64), S]);
+  } else if (rowsWgradApplies(pass)) {
+    ({ S, P } = rowsWgrad(a, x, pass));
   } else {
     const R = regRows(pass.ROWS);
     const NG = Math.ceil(pass.QW / 4);
@@ -734,6 +863,50 @@ function runWgrad(a: Tensor, x: Tensor, pass: WgradPass, sched: ConvSchedule): T
   rt().dispatch(fixedKernel('wsum'), [P.buffer, dw.buffer], u, grid1d(Math.ceil(total / 256)));
   P.dispose();
   return dw;
+}
+
+/**
+ * Whether the reg weight gradient walks down the rows (convw_rows): stride-1 kernel rows, at
+ * least two of them, one tap group (KW <= 4). Env VQ_CONV_WGRAD_ROWS=0 turns it off.
+ */
+function rowsWgradApplies(pass: WgradPass): boolean {
+  return pass.SY === 1 && pass.KH >= 2 && pass.KW <= 4 && process.env.VQ_CONV_WGRAD_ROWS !== '0';
+}
+
+/** Partial sums P [S chunks, ROWS, KIN * KH columns of vec4] of the weight gradient by convw_rows. */
+function rowsWgrad(a: Tensor, x: Tensor, pass: WgradPass): { S: number; P: Tensor } {
+  const R = regRows(pass.ROWS);
+  const NG = Math.ceil(pass.QW / 4);
+  const NCG = pass.KIN * pass.KH;
+  const v: RegWgradRows = {
+    R,
+    TY: pass.KH,
+    T: pass.KW,
+    SX: pass.SX,
+    vecA: pass.QW % 4 === 0,
+    vecX: pass.IW % 4 === 0,
+    ax: mod4(pass.OFFX),
+  };
+  const KITERS = pass.B * NG * pass.QH;
+  const tiles = Math.ceil(pass.KIN / 8) * Math.ceil(pass.ROWS / R);
+  // Some 64 workgroups to spread over the threads, as convw_reg; a chunk that starts inside a
+  // column loads its first rows afresh.
+  let S = Math.max(1, Math.min(KITERS, Math.ceil(64 / tiles)));
+  const chunk = Math.ceil(KITERS / S);
+  S = Math.ceil(KITERS / chunk);
+  const P = empty([S * pass.ROWS * NCG * 4]);
+  const u = new Uint32Array([
+    pass.B, pass.KIN, pass.IH, pass.IW, pass.ROWS, pass.QH, pass.QW, NG,
+    pass.KH, NCG, pass.SY, chunk, 0, 0, KITERS, 0,
+  ]);
+  const i32 = new Int32Array(u.buffer);
+  i32[12] = pass.OFFY;
+  i32[13] = pass.OFFX;
+  const k = kernelFor('convw.rows', regWgradRowsKey(v), () => regWgradRowsCode(v));
+  const plan = regWgradRowsWindow(v);
+  const buffers = [a.buffer, ...(plan.scalarD.length ? [x.buffer] : []), ...(plan.chunks.length ? [x.buffer] : []), P.buffer];
+  rt().dispatch(k, buffers, u, [Math.ceil(pass.KIN / 8), Math.ceil(pass.ROWS / R), S]);
+  return { S, P };
 }
 
 /** Per-channel sum of g [B, C, H, W] over batch and positions. */

@@ -23,7 +23,9 @@
 //     subgroupBroadcast hands each value to all 8 lanes (one load per subgroup, not per lane);
 //   * each lane owns PJ adjacent output positions (conv: 16 for 3x3/4x4 kernels on a CPU, else
 //     8 or 4) or CPL column groups (wgrad: 2, or 4 for 1x1 kernels), and loads the input window
-//     they share once, aligned vec4s where whole;
+//     they share once, aligned vec4s where whole; a weight gradient with stride-1 kernel rows
+//     (convw_rows) instead gives each lane all kernel rows of one input channel and walks down
+//     the output rows, loading one new input row per iteration;
 //   * each accumulator is assigned once per loop iteration (every assignment inside a loop is a
 //     load, a masked blend and a store there).
 // "smem": the classic 64x64 workgroup tile with 16-deep slices of A and B staged in workgroup
@@ -113,6 +115,59 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) lane:
     let wrapy = qy == p.QH;
     qy = select(qy, 0u, wrapy);
     b += select(0u, 1u, wrapy);
+  }
+{{EPILOGUE}}
+}
+
+// @kernel convw_rows
+// Weight gradient for stride-1 kernel rows (SY = 1, TY >= 2, one tap group): each lane owns one
+// input channel kin and all TY kernel rows of it (R rows of A x 8 lanes x TY column groups), and
+// the iterations walk down the output rows of a position column (b, four qx) with qy innermost.
+// The input rows of consecutive iterations then overlap in TY - 1 rows: an iteration loads one
+// new input row and shifts the others down a ring of loop-carried values (llvmpipe's per-lane
+// loads cost far more than the shifts). Partial sums go to P[chunk] as convw_reg's do.
+struct Params {
+  B: u32, KIN: u32, IH: u32, IW: u32,
+  ROWS: u32, QH: u32, QW: u32, NGI: u32,
+  TY: u32, NCG: u32, SY: u32, CHUNK: u32,
+  OFFY: i32, OFFX: i32, KITERS: u32, _pad: u32,
+}
+{{BINDINGS}}
+
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
+  let m0 = wg.y * {{R}}u;
+  // Rows of A this lane loads for the subgroup (clamped: rows past ROWS are never stored).
+{{AROWS}}
+  // This lane's input channel (clamped: channels past KIN are never stored).
+  let kinr = wg.x * 8u + lane;
+  let kin = min(kinr, p.KIN - 1u);
+  // Iterations k0..k1 of this chunk; iteration k covers (b, qg, qy) with k = (b NGI + qg) QH + qy.
+  let k0 = wg.z * p.CHUNK;
+  let k1 = min(k0 + p.CHUNK, p.KITERS);
+  var qy = k0 % p.QH;
+  var qg = (k0 / p.QH) % p.NGI;
+  var b = k0 / (p.QH * p.NGI);
+{{RING_DECL}}
+{{ACC_DECL}}
+  for (var kk = k0; kk < k1; kk++) {
+    let qx0 = qg * 4u;
+    let abase = (b * p.ROWS) * p.QH + qy;
+    let chan = (b * p.KIN + kin) * p.IH;
+    let xb = i32(qx0 * {{SX}}u) + p.OFFX;
+    // A new column (or the chunk's first iteration): load the ring's TY - 1 rows afresh.
+    if (kk == k0 || qy == 0u) {
+{{RING_FILL}}
+    }
+{{BODY}}
+{{RING_SHIFT}}
+    qy += 1u;
+    let wrapy = qy == p.QH;
+    qy = select(qy, 0u, wrapy);
+    qg += select(0u, 1u, wrapy);
+    let wrapx = qg == p.NGI;
+    qg = select(qg, 0u, wrapx);
+    b += select(0u, 1u, wrapx);
   }
 {{EPILOGUE}}
 }
