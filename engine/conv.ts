@@ -414,16 +414,33 @@ function regWgradWindow(v: RegWgrad): WindowPlan {
   return windowPlan(ds, v.vecX, v.ax);
 }
 
+/** Rows of A each lane loads for its subgroup (clamped: rows past ROWS are never stored). */
+function wgradARows(R: number): string {
+  const out: string[] = [];
+  for (let jj = 0; jj < Math.ceil(R / 8); jj++) {
+    const lanePart = R < 8 ? `min(lane, ${R - 1}u)` : 'lane';
+    out.push(`  let ar_${jj} = min(m0 + ${lanePart} + ${8 * jj}u, p.ROWS - 1u);`);
+  }
+  return out.join('\n');
+}
+
+/** Zeros that pad a T-wide accumulator to the vec4 of a partial-sum column group. */
+const wgradPad = (T: number) => ', 0.0'.repeat(4 - T);
+
+/** Storage bindings of the reg weight-gradient kernels: A, the input X (scalar and/or vec4), P. */
+function wgradBindings(vecA: boolean, plan: WindowPlan): [string, string][] {
+  const binds: [string, string][] = [[vecA ? 'A4' : 'A', vecA ? 'array<vec4f>' : 'array<f32>']];
+  if (plan.scalarD.length) binds.push(['X', 'array<f32>']);
+  if (plan.chunks.length) binds.push(['X4', 'array<vec4f>']);
+  binds.push(['P', 'array<vec4f>']);
+  return binds;
+}
+
 function regWgradCode(v: RegWgrad): string {
   const J = Math.ceil(v.R / 8);
   const vt = v.T === 1 ? 'f32' : `vec${v.T}f`;
   const { chunks, inChunk, scalarD } = regWgradWindow(v);
 
-  const arows: string[] = [];
-  for (let jj = 0; jj < J; jj++) {
-    const lanePart = v.R < 8 ? `min(lane, ${v.R - 1}u)` : 'lane';
-    arows.push(`  let ar_${jj} = min(m0 + ${lanePart} + ${8 * jj}u, p.ROWS - 1u);`);
-  }
   const cols: string[] = [];
   for (let c = 0; c < v.CPL; c++) {
     cols.push(`  let cgr_${c} = (wg.x * 8u + lane) * ${v.CPL}u + ${c}u;`);
@@ -493,22 +510,18 @@ function regWgradCode(v: RegWgrad): string {
   }
 
   const epi: string[] = [];
-  const pad = v.T === 4 ? '' : v.T === 1 ? ', 0.0, 0.0, 0.0' : v.T === 2 ? ', 0.0, 0.0' : ', 0.0';
+  const pad = wgradPad(v.T);
   for (let r = 0; r < v.R; r++) {
     for (let c = 0; c < v.CPL; c++) {
       epi.push(`  if (m0 + ${r}u < p.ROWS && cgr_${c} < p.NCG) { P[(wg.z * p.ROWS + m0 + ${r}u) * p.NCG + cg_${c}] = vec4f(acc_${r}_${c}${pad}); }`);
     }
   }
-  const binds: [string, string][] = [[v.vecA ? 'A4' : 'A', v.vecA ? 'array<vec4f>' : 'array<f32>']];
-  if (scalarD.length) binds.push(['X', 'array<f32>']);
-  if (chunks.length) binds.push(['X4', 'array<vec4f>']);
-  binds.push(['P', 'array<vec4f>']);
   return wgslKernel('conv', 'convw_reg', {
     ENABLE: 'enable subgroups;',
-    BINDINGS: bindings(binds),
+    BINDINGS: bindings(wgradBindings(v.vecA, { chunks, inChunk, scalarD })),
     R: v.R,
     UQ: v.UQ,
-    AROWS: arows.join('\n'),
+    AROWS: wgradARows(v.R),
     COLS: cols.join('\n'),
     ACC_DECL: acc.join('\n'),
     BODY: body.join('\n'),
@@ -566,11 +579,6 @@ function regWgradRowsCode(v: RegWgradRows): string {
   };
   const rowName = (ty: number) => (ty === v.TY - 1 ? 'xn' : `ring${ty}`);
 
-  const arows: string[] = [];
-  for (let jj = 0; jj < J; jj++) {
-    const lanePart = v.R < 8 ? `min(lane, ${v.R - 1}u)` : 'lane';
-    arows.push(`  let ar_${jj} = min(m0 + ${lanePart} + ${8 * jj}u, p.ROWS - 1u);`);
-  }
   const ring: string[] = [];
   for (let t = 0; t < v.TY - 1; t++) for (const n of names(`ring${t}`)) ring.push(`  var ${n.name} = ${n.type}(0.0);`);
   const fill: string[] = [];
@@ -618,22 +626,18 @@ function regWgradRowsCode(v: RegWgradRows): string {
     names(src).forEach((n, i) => shift.push(`    ${dst[i].name} = ${n.name};`));
   }
   const epi: string[] = [];
-  const pad = v.T === 4 ? '' : v.T === 1 ? ', 0.0, 0.0, 0.0' : v.T === 2 ? ', 0.0, 0.0' : ', 0.0';
+  const pad = wgradPad(v.T);
   for (let r = 0; r < v.R; r++) {
     for (let ty = 0; ty < v.TY; ty++) {
       epi.push(`  if (m0 + ${r}u < p.ROWS && kinr < p.KIN) { P[(wg.z * p.ROWS + m0 + ${r}u) * p.NCG + kin * ${v.TY}u + ${ty}u] = vec4f(acc_${r}_${ty}${pad}); }`);
     }
   }
-  const binds: [string, string][] = [[v.vecA ? 'A4' : 'A', v.vecA ? 'array<vec4f>' : 'array<f32>']];
-  if (scalarD.length) binds.push(['X', 'array<f32>']);
-  if (chunks.length) binds.push(['X4', 'array<vec4f>']);
-  binds.push(['P', 'array<vec4f>']);
   return wgslKernel('conv', 'convw_rows', {
     ENABLE: 'enable subgroups;',
-    BINDINGS: bindings(binds),
+    BINDINGS: bindings(wgradBindings(v.vecA, { chunks, inChunk, scalarD })),
     R: v.R,
     SX: v.SX,
-    AROWS: arows.join('\n'),
+    AROWS: wgradARows(v.R),
     RING_DECL: ring.join('\n'),
     ACC_DECL: acc.join('\n'),
     RING_FILL: fill.join('\n'),
@@ -837,26 +841,8 @@ function runWgrad(a: Tensor, x: Tensor, pass: WgradPass, sched: ConvSchedule): T
       ax: mod4(pass.OFFX),
       UQ,
     };
-    const NGI = NG / UQ;
-    const KITERS = pass.B * pass.QH * NGI;
-    const tiles = Math.ceil(NCG / (8 * CPL)) * Math.ceil(pass.ROWS / R);
-    // Split the positions so that there are some 64 workgroups to spread over the threads.
-    S = Math.max(1, Math.min(KITERS, Math.ceil(64 / tiles)));
-    const chunk = Math.ceil(KITERS / S);
-    S = Math.ceil(KITERS / chunk);
-    P = empty([S * pass.ROWS * NCOLP]);
-    const u = new Uint32Array([
-      pass.B, pass.KIN, pass.IH, pass.IW, pass.ROWS, pass.QH, pass.QW, NGI,
-      pass.KH, NCG, pass.SY, chunk, 0, 0, KITERS, 0,
-    ]);
-    const i32 = new Int32Array(u.buffer);
-    i32[12] = pass.OFFY;
-    i32[13] = pass.OFFX;
-    const key = regWgradKey(v);
-    const k = kernelFor('convw.reg', key, () => regWgradCode(v));
-    const plan = regWgradWindow(v);
-    const buffers = [a.buffer, ...(plan.scalarD.length ? [x.buffer] : []), ...(plan.chunks.length ? [x.buffer] : []), P.buffer];
-    rt().dispatch(k, buffers, u, [Math.ceil(NCG / (8 * CPL)), Math.ceil(pass.ROWS / R), S]);
+    const k = kernelFor('convw.reg', regWgradKey(v), () => regWgradCode(v));
+    ({ S, P } = dispatchRegWgrad(k, regWgradWindow(v), a, x, pass, NG / UQ, NCG, [Math.ceil(NCG / (8 * CPL)), Math.ceil(pass.ROWS / R)]));
   }
   const total = dw.size;
   const u = new Uint32Array([pass.ROWS, pass.KIN, pass.KH, pass.KW, TXP, S, pass.ROWS * NCOLP, total]);
@@ -887,28 +873,34 @@ function rowsWgrad(a: Tensor, x: Tensor, pass: WgradPass): { S: number; P: Tenso
     vecX: pass.IW % 4 === 0,
     ax: mod4(pass.OFFX),
   };
-  const KITERS = pass.B * NG * pass.QH;
-  const tiles = Math.ceil(pass.KIN / 8) * Math.ceil(pass.ROWS / R);
-  // Some 64 workgroups to spread over the threads, as convw_reg; a chunk that starts inside a
-  // column loads its first rows afresh. Four positions per iteration: eight (fewer accumulator
-  // assignments per FMA) measured 10-20% slower on lavapipe at batch 32.
-  // Interleaved medians at batch 32 against convw_reg: enc3 62 -> 54 ms, res3x3 18 -> 14 ms,
-  // dec1 36 -> 25 ms.
-  let S = Math.max(1, Math.min(KITERS, Math.ceil(64 / tiles)));
+  // A chunk that starts inside a column loads its first rows afresh. Four positions per
+  // iteration: eight (fewer accumulator assignments per FMA) measured 10-20% slower on lavapipe
+  // at batch 32. Interleaved medians at batch 32 against convw_reg: enc3 62 -> 54 ms, res3x3
+  // 18 -> 14 ms, dec1 36 -> 25 ms.
+  const k = kernelFor('convw.rows', regWgradRowsKey(v), () => regWgradRowsCode(v));
+  return dispatchRegWgrad(k, regWgradRowsWindow(v), a, x, pass, NG, NCG, [Math.ceil(pass.KIN / 8), Math.ceil(pass.ROWS / R)]);
+}
+
+/**
+ * Runs a reg weight-gradient kernel (convw_reg or convw_rows) over its tiles, the iterations
+ * (b, qy, position group) split into chunks so that there are some 64 workgroups to spread over
+ * the threads; returns the chunk count and the partial sums P [S, ROWS, NCG vec4].
+ */
+function dispatchRegWgrad(k: Kernel, plan: WindowPlan, a: Tensor, x: Tensor, pass: WgradPass, NGI: number, NCG: number, tileGrid: [number, number]): { S: number; P: Tensor } {
+  const KITERS = pass.B * pass.QH * NGI;
+  let S = Math.max(1, Math.min(KITERS, Math.ceil(64 / (tileGrid[0] * tileGrid[1]))));
   const chunk = Math.ceil(KITERS / S);
   S = Math.ceil(KITERS / chunk);
   const P = empty([S * pass.ROWS * NCG * 4]);
   const u = new Uint32Array([
-    pass.B, pass.KIN, pass.IH, pass.IW, pass.ROWS, pass.QH, pass.QW, NG,
+    pass.B, pass.KIN, pass.IH, pass.IW, pass.ROWS, pass.QH, pass.QW, NGI,
     pass.KH, NCG, pass.SY, chunk, 0, 0, KITERS, 0,
   ]);
   const i32 = new Int32Array(u.buffer);
   i32[12] = pass.OFFY;
   i32[13] = pass.OFFX;
-  const k = kernelFor('convw.rows', regWgradRowsKey(v), () => regWgradRowsCode(v));
-  const plan = regWgradRowsWindow(v);
   const buffers = [a.buffer, ...(plan.scalarD.length ? [x.buffer] : []), ...(plan.chunks.length ? [x.buffer] : []), P.buffer];
-  rt().dispatch(k, buffers, u, [Math.ceil(pass.KIN / 8), Math.ceil(pass.ROWS / R), S]);
+  rt().dispatch(k, buffers, u, [tileGrid[0], tileGrid[1], S]);
   return { S, P };
 }
 
