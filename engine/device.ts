@@ -34,6 +34,7 @@ export interface Capabilities {
   subgroupMinSize: number;
   subgroupMaxSize: number;
   maxStorageBufferBindingSize: number;
+  maxUniformBufferBindingSize: number;
   maxBufferSize: number;
   maxComputeWorkgroupStorageSize: number;
   maxComputeInvocationsPerWorkgroup: number;
@@ -142,6 +143,7 @@ export async function createGpu(opts: DeviceOptions = {}): Promise<Gpu> {
     subgroupMinSize: (info as any).subgroupMinSize ?? 0,
     subgroupMaxSize: (info as any).subgroupMaxSize ?? 0,
     maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+    maxUniformBufferBindingSize: device.limits.maxUniformBufferBindingSize,
     maxBufferSize: device.limits.maxBufferSize,
     maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
     maxComputeInvocationsPerWorkgroup: device.limits.maxComputeInvocationsPerWorkgroup,

@@ -138,10 +138,11 @@ export class Runtime {
   }
 
   /**
-   * Records one dispatch. `buffers` bind at 0..n-1 in order; `params` (if any) binds as a
+   * Records one dispatch. `buffers` bind at 0..n-1 in order (a whole buffer, or a range of one
+   * where the shader declares a fixed size, e.g. a uniform array); `params` (if any) binds as a
    * uniform at binding n. `grid` counts workgroups.
    */
-  dispatch(kernel: Kernel, buffers: GPUBuffer[], params: ArrayBufferView | null, grid: Grid): void {
+  dispatch(kernel: Kernel, buffers: (GPUBuffer | GPUBufferBinding)[], params: ArrayBufferView | null, grid: Grid): void {
     this.assertAlive();
     const [gx, gy = 1, gz = 1] = grid;
     if (gx === 0 || gy === 0 || gz === 0) return;
@@ -150,7 +151,10 @@ export class Runtime {
     }
     const b = this.openBatch();
     const { pipeline, layout } = this.pipeline(kernel);
-    const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
+    const entries: GPUBindGroupEntry[] = buffers.map((b, binding) => ({
+      binding,
+      resource: (b as GPUBufferBinding).buffer ? (b as GPUBufferBinding) : { buffer: b as GPUBuffer },
+    }));
     if (params) {
       const bytes = new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
       const offset = b.uniformBytes;

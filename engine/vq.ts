@@ -70,17 +70,61 @@ export function codebookNorms(codebook: Tensor): Tensor {
   return out;
 }
 
-// Register tile of nearest_reg: RM rows per invocation x RN codes per step (RN = 32 with
-// subgroups, else 16, not tuned). Interleaved A/B on lavapipe at N=65536, D=64 (this VM's speed
-// drifts too much to compare separate runs): 16 x 32, 32 x 32, 32 x 64 and 16 x 64 within noise
-// of each other, 8 x 32, 8 x 64 and 4 x 64 slower. Each lane's rows are gathered per lane and
-// each code load is a per-lane load shared by broadcast; both cost ~10 instructions per lane
-// there, so the tile balances the two. RM shrinks for wide rows and for small N (so the work
-// still spreads over several workgroups).
-function regRows(n: number, d: number): number {
-  let rm = d <= 128 ? 16 : 8;
-  while (rm > 4 && Math.ceil(n / rm) < 64) rm /= 2;
-  return rm;
+/** The register tile of nearest_reg for N rows of width D and K codes. */
+export interface RegPlan {
+  /** z rows per invocation. */
+  rm: number;
+  /** Codes per step of the codebook loop. */
+  rn: number;
+  /** Dims per load: 4 (vec4f) when D % 4 == 0, else 1. */
+  v: number;
+  /** Loads per row and code per iteration of the d loop; D / v when the d loop is unrolled. */
+  un: number;
+  /**
+   * vec4s of the uniform array the codebook binds as (a power of two, so few kernels serve every
+   * K), or 0 to read it from storage.
+   */
+  uniformCodes: number;
+}
+
+// With subgroups of 8, rows up to UNROLL_D wide take the unrolled tile: RM = 12 rows x RN = 8 codes (one per lane of
+// the subgroup, shared by broadcast) over the whole row width per step, so the d loop runs once
+// and every index into the lane's copy of its rows is a constant. llvmpipe turns a private array
+// indexed by a loop variable into per-lane gathers, which made the looped tile (16 x 32, two vec4
+// steps per iteration) spend much of its time there. A codebook that fits one uniform binding is
+// read from it: a per-lane uniform load is one branch-free gather, a storage load a
+// bounds-checked scalar load per lane. Interleaved A/B at N=65536, D=64, K=128 on lavapipe
+// (median ms): looped 16 x 32 22.8; unrolled 12 x 8 19.9 from storage, 18.7 from a uniform
+// array; 10, 11 or 13 rows 18.6-18.7, 8 rows 19.9, 4 rows 29, 14 rows 22, 16 rows 26 (the body
+// outgrows the registers and the instruction cache); 16 codes per step or split accumulator
+// chains slower. K=256: 40.5 looped, 32.8 unrolled (uniform); K=512: 82.8 looped, 66.5
+// unrolled (storage). Wider rows keep the looped tile (RM 16, or 8 past D = 128). RM shrinks
+// for small N so the work still spreads over several workgroups.
+const UNROLL_D = 64;
+
+function regPlan(n: number, codebook: GPUBuffer, k: number, d: number, sg: boolean): RegPlan {
+  const v = d % 4 === 0 ? 4 : 1;
+  // Without subgroups every lane would load all 8 codes per step itself; that fallback keeps the
+  // looped tile (the unrolled one then takes LLVM half a minute to compile).
+  const unrolled = sg && d <= UNROLL_D;
+  let rm = unrolled ? 12 : d <= 128 ? 16 : 8;
+  while (rm > 3 && Math.ceil(n / rm) < 64) rm = Math.ceil(rm / 2);
+  // Looped: two d steps per iteration of the d loop when they divide it, so each accumulator is
+  // assigned (load, blend, store on llvmpipe) once per 8 multiply-adds instead of 4 (5-9% faster
+  // at D=64 when that was the only tile; 4 steps were no better).
+  const un = unrolled ? d / v : (d / v) % 2 === 0 ? 2 : 1;
+  const rn = unrolled ? 8 : sg ? 32 : 16;
+  // The binding covers the declared array, so the codebook's buffer must be at least that big
+  // (pool buffers come in power-of-two sizes up to 1 MiB; the codes past K are never read).
+  const vec4s = 2 ** Math.ceil(Math.log2(Math.max(16, (k * d) / 4)));
+  const fits = v === 4 && vec4s * 16 <= rt().caps.maxUniformBufferBindingSize && vec4s * 16 <= codebook.size;
+  return { rm, rn, v, un, uniformCodes: unrolled && fits ? vec4s : 0 };
+}
+
+/** The reg schedule's tile for n rows of z and this codebook (for tests and benchmarks). */
+export function nearestRegPlan(n: number, codebook: Tensor, subgroups?: boolean): RegPlan {
+  const [k, d] = codebook.shape;
+  return regPlan(n, codebook.buffer, k, d, regUsesSubgroups(subgroups));
 }
 
 /**
@@ -151,21 +195,21 @@ function regBody(rm: number, rn: number, sg: boolean, v: number, un: number): Re
   };
 }
 
-function regKernel(d: number, rm: number, rn: number, sg: boolean): Kernel {
-  const v = d % 4 === 0 ? 4 : 1;
-  // Two d steps per iteration of the d loop when they divide it: each accumulator is then
-  // assigned (load, blend, store on llvmpipe) once per 8 multiply-adds instead of 4. Measured
-  // at N=65536, D=64, interleaved: 5-9% faster at K=128 and 512; 4 steps per iteration was no
-  // better (the loop body grows past the instruction cache).
-  const un = (d / v) % 2 === 0 ? 2 : 1;
-  const key = `vq_nearest.nearest_reg.D${d}.V${v}.RM${rm}.RN${rn}.U${un}${sg ? '.sg' : ''}`;
-  let k = kernelCache.get(key);
-  if (!k) {
-    const code = () => (sg ? 'enable subgroups;\n' : '') + wgslKernel('vq_nearest', 'nearest_reg', { D: d, DV: d / v, RM: rm, RN: rn, UN: un, ...regBody(rm, rn, sg, v, un) });
-    k = { name: 'vq_nearest.nearest_reg', key, code };
-    kernelCache.set(key, k);
+function regKernel(d: number, plan: RegPlan, sg: boolean): Kernel {
+  const { rm, rn, v, un, uniformCodes } = plan;
+  const key = `vq_nearest.nearest_reg.D${d}.V${v}.RM${rm}.RN${rn}.U${un}${sg ? '.sg' : ''}${uniformCodes ? `.u${uniformCodes}` : ''}`;
+  let kernel = kernelCache.get(key);
+  if (!kernel) {
+    const codes = uniformCodes
+      ? `var<uniform> e: array<vec4f, ${uniformCodes}>;`
+      : `var<storage, read> e: array<${v === 4 ? 'vec4f' : 'f32'}>;`;
+    const code = () =>
+      (sg ? 'enable subgroups;\n' : '') +
+      wgslKernel('vq_nearest', 'nearest_reg', { D: d, DV: d / v, RM: rm, RN: rn, UN: un, CODES: codes, ...regBody(rm, rn, sg, v, un) });
+    kernel = { name: 'vq_nearest.nearest_reg', key, code };
+    kernelCache.set(key, kernel);
   }
-  return k;
+  return kernel;
 }
 
 export interface NearestOptions {
@@ -196,15 +240,15 @@ export function nearestCode(z: Tensor, codebook: Tensor, opts: NearestOptions = 
   const indices = empty([n], 'u32');
   const distances = opts.distances ? empty([n]) : null;
   if (n === 0) return distances ? { indices, distances } : { indices };
-  const rn = sg ? 32 : 16;
   const norms = codebookNorms(codebook);
   // Without distances the kernel still binds a (dummy) buffer there; the flag leaves it unwritten.
   const dummy = distances ? null : empty([1]);
-  const bufs = [z.buffer, codebook.buffer, norms.buffer, indices.buffer, (distances ?? dummy!).buffer];
+  const bufs: (GPUBuffer | GPUBufferBinding)[] = [z.buffer, codebook.buffer, norms.buffer, indices.buffer, (distances ?? dummy!).buffer];
   const params = new Uint32Array([n, k, distances ? 1 : 0, 0]);
   if (schedule === 'reg') {
-    const rm = regRows(n, d);
-    r.dispatch(regKernel(d, rm, rn, sg), bufs, params, grid1d(Math.ceil(n / rm / 8)));
+    const plan = regPlan(n, codebook.buffer, k, d, sg);
+    if (plan.uniformCodes) bufs[1] = { buffer: codebook.buffer, size: plan.uniformCodes * 16 };
+    r.dispatch(regKernel(d, plan, sg), bufs, params, grid1d(Math.ceil(n / plan.rm / 8)));
   } else {
     r.dispatch(vqKernel('vq_nearest', 'nearest_smem', { D: d }), bufs, params.subarray(0, 3), grid1d(Math.ceil(n / 64)));
   }

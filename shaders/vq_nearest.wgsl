@@ -41,7 +41,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // does not unroll becomes per-lane gathers. Rows and codes are read V dims at a time (vec4f when
 // D % 4 == 0) and each accumulator is assigned once per iteration of the d loop, as a chain of
 // UN x V fmas: llvmpipe turns every assignment inside a loop into a load, a masked blend and a
-// store, so V = 4 and UN = 2 cut that overhead per multiply-add by 8. The unrolled statements fill the slots:
+// store, so V = 4 and UN = 2 cut that overhead per multiply-add by 8. For rows up to 64 wide
+// (with subgroups) UN = DV: the d loop runs once, so every index into zr is a constant (a zr
+// index that varies in a loop is a per-lane gather there) and the tile is 12 rows x 8 codes.
+// CODES binds the codebook as storage, or as a uniform array when it fits one binding (a
+// per-lane uniform load is one branch-free gather, a storage load a bounds-checked scalar load
+// per lane). The unrolled statements fill the slots:
 //   DECL_BEST: var b{r} = BIG; var i{r} = 0u;    (running minimum of row r)
 //   CODE_OFFSETS: let eo{j} = min(k0 + j, p.k - 1u) * DV;  (tail codes repeat the last one)
 //     or, with subgroups of 8 (lane = subgroup lane), the lane's code of each group of 8:
@@ -58,11 +63,11 @@ const D = {{D}}u;    // row width, baked in so the loops over it have constant b
 const DV = {{DV}}u;  // loads per row: D / 4 vec4f, or D f32
 const RM = {{RM}}u;  // z rows per invocation
 const RN = {{RN}}u;  // codes per step of the codebook loop
-const UN = {{UN}}u;  // loads per row and code per iteration of the d loop (1 or 2)
+const UN = {{UN}}u;  // loads per row and code per iteration of the d loop (1, 2 or DV)
 const WG = 8u;       // one lavapipe SIMD group: small workgroups spread over the CPU threads
 struct Params { n: u32, k: u32, writeDist: u32, _pad: u32 }
 @group(0) @binding(0) var<storage, read> z: array<{{VT}}>;
-@group(0) @binding(1) var<storage, read> e: array<{{VT}}>;
+@group(0) @binding(1) {{CODES}}
 @group(0) @binding(2) var<storage, read> norms: array<f32>;
 @group(0) @binding(3) var<storage, read_write> idx: array<u32>;
 @group(0) @binding(4) var<storage, read_write> dist: array<f32>;

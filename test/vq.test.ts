@@ -12,6 +12,7 @@ import {
   type VqSchedule,
   codebookNorms,
   nearestCode,
+  nearestRegPlan,
   segmentSum,
   vectorQuantize,
   vqSchedule,
@@ -60,6 +61,13 @@ t.test('nearestCode matches float64 for K in {1,7,128,512,4099} x D in {1,3,64},
       const ed = rng.uniformArray(k * d, -1, 1);
       const z = tensor(zd, [n, d]);
       const e = tensor(ed, [k, d]);
+      if (sg8 && d === 64) {
+        // The tiles these shapes take with subgroups: D = 64 is unrolled; codebooks up to 64 KiB
+        // bind as a uniform array (a power of two of vec4s), bigger ones as storage.
+        const plan = nearestRegPlan(n, e, true);
+        t.equal(plan.un, 16, `K=${k}: the d loop is unrolled`);
+        t.equal(plan.uniformCodes, k <= 256 ? Math.max(16, 2 ** Math.ceil(Math.log2(k * 16))) : 0, `K=${k}: codebook binding`);
+      }
       for (const { name: schedule, ...opts } of VARIANTS) {
         const { indices, distances } = nearestCode(z, e, { ...opts, distances: true });
         const got = await u32(indices);
@@ -99,6 +107,7 @@ t.test('exact ties go to the lowest index (duplicate codebook rows), every kerne
   const rng = new Rng(5);
   for (const [k, d] of [
     [37, 5],
+    [200, 64],
     [4099, 64],
   ]) {
     const ed = rng.uniformArray(k * d, -1, 1);
@@ -107,7 +116,9 @@ t.test('exact ties go to the lowest index (duplicate codebook rows), every kerne
     const pairs: [number, number][] =
       k === 37
         ? [[3, 20], [3, 36], [0, 21], [7, 8], [10, 30]]
-        : [[5, 4000], [70, 2100], [70, 4098], [1, 64], [2047, 2048], [130, 131]];
+        : k === 200 // codebook in a uniform array with subgroups; pairs in one and in different steps of 8
+          ? [[5, 150], [70, 71], [8, 199], [1, 9], [100, 180], [100, 101]]
+          : [[5, 4000], [70, 2100], [70, 4098], [1, 64], [2047, 2048], [130, 131]];
     for (const [src, dst] of pairs) {
       ed.copyWithin(dst * d, src * d, src * d + d);
       dupOf.set(dst, src);
