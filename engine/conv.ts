@@ -722,10 +722,15 @@ function runConvPass(x: Tensor, w: Tensor, bias: Tensor | null, y: Tensor, pass:
   const R = chan && pass.ROWS > 16 ? 32 : regRows(pass.ROWS);
   // More adjacent positions per lane reuse each broadcast weight more often: on lavapipe 8 ran
   // the 3x3 and 4x4 passes up to 2x faster than 4, and 16 another 1.0-1.4x (batch 32, medians
-  // of 11 interleaved runs); the 1x1 passes (channel mode) were no faster with 16. A GPU runs
-  // this kernel only for passes with few output channels and needs the lanes: on an H200, 8
-  // positions beat 16 by 1.2-2.2x there (and 4 by 1.25x at batch 256).
-  const PJ = pass.QW <= 4 ? 4 : rt().caps.isCpu && !chan && pass.QW > 8 ? 16 : 8;
+  // of 11 interleaved runs). The 1x1 passes (channel mode) are another matter: their loop body
+  // (32 rows x PJ positions x 4 channels of FMAs) outgrew the instruction cache at 8 positions
+  // (perf: samples spread evenly over 53 KB of code), and 4 ran them 11-22% faster at batch
+  // 32 and 1-14% at batch 256 (res1x1 fwd 2.89 -> 2.42 ms, dgrad 2.38 -> 1.85, prevq fwd
+  // 3.93 -> 3.39, dgrad 4.38 -> 3.91; medians of 7 interleaved runs; 16 or 64 rows slower).
+  // A GPU runs this kernel only for passes with few output channels and needs the lanes: on an
+  // H200, 8 positions beat 16 by 1.2-2.2x there (and 4 by 1.25x at batch 256).
+  const cpu = rt().caps.isCpu;
+  const PJ = pass.QW <= 4 || (cpu && chan) ? 4 : cpu && pass.QW > 8 ? 16 : 8;
   const v: RegConv = {
     R,
     PJ,

@@ -87,9 +87,9 @@ export interface RegPlan {
   uniformCodes: number;
 }
 
-// With subgroups of 8, rows up to UNROLL_D wide take the unrolled tile: RM = 12 rows x RN = 8 codes (one per lane of
-// the subgroup, shared by broadcast) over the whole row width per step, so the d loop runs once
-// and every index into the lane's copy of its rows is a constant. llvmpipe turns a private array
+// With subgroups of 8, rows up to UNROLL_D wide take the unrolled tile: RM = 12 rows x RN = 8
+// codes (one per lane of the subgroup, shared by broadcast) over the whole row width per step, so
+// the d loop runs once and every index into the lane's copy of its rows is a constant. llvmpipe turns a private array
 // indexed by a loop variable into per-lane gathers, which made the looped tile (16 x 32, two vec4
 // steps per iteration) spend much of its time there. A codebook that fits one uniform binding is
 // read from it: a per-lane uniform load is one branch-free gather, a storage load a
