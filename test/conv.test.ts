@@ -227,6 +227,32 @@ t.test('both schedules agree; weight gradients are deterministic', { skip: noReg
   close(t, runs[2], runs[0], 'smem and reg weight gradients');
 });
 
+t.test('packed weights up to 64 KiB bind as a uniform array (reg), with the same results as storage', { skip: noReg }, async (t) => {
+  t.equal(C.uniformWeightVec4s(4096, 16384), 1024, '16 KiB of weights in a 16 KiB buffer');
+  t.equal(C.uniformWeightVec4s(10, 256), 16, 'at least 16 vec4s');
+  t.equal(C.uniformWeightVec4s(4096, 8192), 0, 'buffer smaller than the declared array: storage');
+  t.equal(C.uniformWeightVec4s(20000, 1 << 20), 0, 'over one uniform binding: storage');
+  // A 1x1 layer (channel mode) and a 4x4 one (tap mode), forward and input gradient.
+  for (const c of [SEED[4], AWKWARD[0]]) {
+    const d = makeData(c, 800);
+    const x = tensor(d.x, [c.B, c.CI, c.IH, c.IW]);
+    const w = tensor(d.w, wShape(c));
+    const outs: Float32Array[] = [];
+    for (const env of ['1', '0']) {
+      process.env.VQ_CONV_UNIFORM_WEIGHTS = env;
+      try {
+        const y = C.conv2d(x, w, null, { stride: c.stride, padding: c.padding });
+        const g = C.conv2dGeom(x, w, null, { stride: c.stride, padding: c.padding });
+        const dx = C.conv2dInputGrad(y, w, g, 'reg');
+        outs.push(Float32Array.from([...((await y.read()) as Float32Array), ...((await dx.read()) as Float32Array)]));
+      } finally {
+        delete process.env.VQ_CONV_UNIFORM_WEIGHTS;
+      }
+    }
+    t.same(outs[0], outs[1], `${c.name}: uniform and storage weights give bitwise identical results`);
+  }
+});
+
 t.test('more than 65535 position tiles (the grid splits over z)', async (t) => {
   // 2048 x 2048 positions: 65536 tiles of 8 lanes x 8 positions (reg), of 64 positions (smem).
   const [H, W] = [2048, 2048];
