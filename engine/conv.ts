@@ -13,7 +13,7 @@
 // shader header for why), 'smem' for GPUs, where passes with at most 8 output channels still
 // use 'reg' (the 64-row tile would idle). VQ_CONV_SCHEDULE=reg|smem forces one everywhere.
 import { record } from './autograd.js';
-import { grid1d, rt, type Kernel } from './runtime.js';
+import { grid1d, rt, uniformArrayVec4s, type Kernel } from './runtime.js';
 import { wgslKernel } from './shaders.js';
 import { Tensor, assertDType, empty } from './tensor.js';
 
@@ -779,18 +779,15 @@ function runConvPass(x: Tensor, w: Tensor, bias: Tensor | null, y: Tensor, pass:
 }
 
 /**
- * The uniform array (vec4s, a power of two so few kernels serve all sizes) that packed weights
- * of `floats` values in a buffer of `bufferBytes` bind as in the reg conv kernel, or 0 to read
- * them from storage. On lavapipe a per-lane uniform load is one branch-free gather and a
- * storage load a bounds-checked scalar load per lane; a lane's weight loads are half the loads
- * of a 1x1 pass. Measured there (21 interleaved rounds, median and min): the four 1x1 passes
- * 4-17% faster at batch 32 and 256 (res1x1 fwd b32 4.68 -> 3.89 ms, min 2.46 -> 2.17; prevq
- * dgrad b32 6.68 -> 5.60, min 4.05 -> 3.59). Env VQ_CONV_UNIFORM_WEIGHTS=0 turns it off.
+ * The uniform array (vec4s) that packed weights of `floats` values in a buffer of `bufferBytes`
+ * bind as in the reg conv kernel, or 0 to read them from storage (see uniformArrayVec4s). A
+ * lane's weight loads are half the loads of a 1x1 pass. Measured on lavapipe (21 interleaved
+ * rounds, median and min): the four 1x1 passes 4-17% faster at batch 32 and 256 (res1x1 fwd
+ * b32 4.68 -> 3.89 ms, min 2.46 -> 2.17; prevq dgrad b32 6.68 -> 5.60, min 4.05 -> 3.59).
+ * Env VQ_CONV_UNIFORM_WEIGHTS=0 turns it off.
  */
 export function uniformWeightVec4s(floats: number, bufferBytes: number): number {
-  if (process.env.VQ_CONV_UNIFORM_WEIGHTS === '0') return 0;
-  const vec4s = 2 ** Math.ceil(Math.log2(Math.max(16, floats / 4)));
-  return vec4s * 16 <= rt().caps.maxUniformBufferBindingSize && vec4s * 16 <= bufferBytes ? vec4s : 0;
+  return process.env.VQ_CONV_UNIFORM_WEIGHTS === '0' ? 0 : uniformArrayVec4s(floats, bufferBytes);
 }
 
 /** Grid for `tiles` position tiles (over x, and z beyond 65535) by `rowTiles` row tiles (y). */

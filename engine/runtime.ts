@@ -359,6 +359,18 @@ function describeError(err: GPUError, kernels: string[]): string {
   return `${kind} ${where}: ${err.message.trim()}`;
 }
 
+/**
+ * The length (vec4s) of a uniform array a kernel can declare to read a buffer of `floats` f32
+ * values through: a power of two (at least 16) so that few kernel variants serve every size,
+ * or 0 when it would not fit one uniform binding or would run past the buffer's `bufferBytes`
+ * (the binding must cover the whole declared array). On lavapipe a per-lane uniform load is a
+ * branch-free gather, a per-lane storage load a bounds-checked scalar load per lane.
+ */
+export function uniformArrayVec4s(floats: number, bufferBytes: number): number {
+  const vec4s = 2 ** Math.ceil(Math.log2(Math.max(16, floats / 4)));
+  return vec4s * 16 <= rt().caps.maxUniformBufferBindingSize && vec4s * 16 <= bufferBytes ? vec4s : 0;
+}
+
 /** Splits `workgroups` over x and y so neither exceeds the per-dimension limit. */
 export function grid1d(workgroups: number): Grid {
   if (workgroups <= WORKGROUP_LIMIT) return [workgroups, 1, 1];

@@ -5,7 +5,7 @@
 // codebook and k-means++ initialisation are in vq_ema.ts.
 import { record } from './autograd.js';
 import { dispatchFill } from './fill.js';
-import { grid1d, rt, type Kernel } from './runtime.js';
+import { grid1d, rt, uniformArrayVec4s, type Kernel } from './runtime.js';
 import { wgslKernel } from './shaders.js';
 import { gatherBackward } from './shape.js';
 import { type Tensor, assertDType, empty, keep, share, zeros } from './tensor.js';
@@ -114,11 +114,9 @@ function regPlan(n: number, codebook: GPUBuffer, k: number, d: number, sg: boole
   // at D=64 when that was the only tile; 4 steps were no better).
   const un = unrolled ? d / v : (d / v) % 2 === 0 ? 2 : 1;
   const rn = unrolled ? 8 : sg ? 32 : 16;
-  // The binding covers the declared array, so the codebook's buffer must be at least that big
-  // (pool buffers come in power-of-two sizes up to 1 MiB; the codes past K are never read).
-  const vec4s = 2 ** Math.ceil(Math.log2(Math.max(16, (k * d) / 4)));
-  const fits = v === 4 && vec4s * 16 <= rt().caps.maxUniformBufferBindingSize && vec4s * 16 <= codebook.size;
-  return { rm, rn, v, un, uniformCodes: unrolled && fits ? vec4s : 0 };
+  // (Codes past K in the declared array are never read.)
+  const uniformCodes = unrolled && v === 4 ? uniformArrayVec4s(k * d, codebook.size) : 0;
+  return { rm, rn, v, un, uniformCodes };
 }
 
 /** The reg schedule's tile for n rows of z and this codebook (for tests and benchmarks). */
