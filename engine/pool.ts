@@ -3,8 +3,8 @@
 // not-yet-submitted commands, so handing it out earlier could overwrite data still to be read.
 
 // GPUBufferUsage.STORAGE | COPY_SRC | COPY_DST (numeric: the globals may not be installed yet),
-// and UNIFORM so a small tensor can be bound as a uniform array
-// (the nearest-code kernel reads a codebook that fits one that way on CPU devices).
+// and UNIFORM so a small tensor can be bound as a uniform array (on CPU devices the nearest-code
+// kernel reads a small codebook, and the conv kernel small packed weights, that way).
 const STORAGE_USAGE = 0x80 | 0x04 | 0x08 | 0x40;
 
 /** Rounds a byte size up to its bucket: powers of two up to 1 MiB, then eighths of a power of two. */
