@@ -428,6 +428,14 @@ function wgradARows(R: number): string {
   return out.join('\n');
 }
 
+/** The params of both reg weight-gradient kernels, in the order dispatchRegWgrad writes them. */
+const WGRAD_PARAMS = `struct Params {
+  B: u32, KIN: u32, IH: u32, IW: u32,
+  ROWS: u32, QH: u32, QW: u32, NGI: u32,
+  TY: u32, NCG: u32, SY: u32, CHUNK: u32,
+  OFFY: i32, OFFX: i32, KITERS: u32, _pad: u32,
+}`;
+
 /** Zeros that pad a T-wide accumulator to the vec4 of a partial-sum column group. */
 const wgradPad = (T: number) => ', 0.0'.repeat(4 - T);
 
@@ -522,6 +530,7 @@ function regWgradCode(v: RegWgrad): string {
   }
   return wgslKernel('conv', 'convw_reg', {
     ENABLE: 'enable subgroups;',
+    WGRAD_PARAMS,
     BINDINGS: bindings(wgradBindings(v.vecA, { chunks, inChunk, scalarD })),
     R: v.R,
     UQ: v.UQ,
@@ -638,6 +647,7 @@ function regWgradRowsCode(v: RegWgradRows): string {
   }
   return wgslKernel('conv', 'convw_rows', {
     ENABLE: 'enable subgroups;',
+    WGRAD_PARAMS,
     BINDINGS: bindings(wgradBindings(v.vecA, { chunks, inChunk, scalarD })),
     R: v.R,
     SX: v.SX,

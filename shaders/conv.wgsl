@@ -83,12 +83,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
 // (b, qy, four qx) of chunk wg.z, UQ groups per iteration (1 today: more measured slower) of a
 // single flat loop (a nested loop over qx would run only a couple of times per row on small
 // maps and pay its setup each time).
-struct Params {
-  B: u32, KIN: u32, IH: u32, IW: u32,
-  ROWS: u32, QH: u32, QW: u32, NGI: u32,
-  TY: u32, NCG: u32, SY: u32, CHUNK: u32,
-  OFFY: i32, OFFX: i32, KITERS: u32, _pad: u32,
-}
+{{WGRAD_PARAMS}}
 {{BINDINGS}}
 
 @compute @workgroup_size(8)
@@ -126,12 +121,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) lane:
 // The input rows of consecutive iterations then overlap in TY - 1 rows: an iteration loads one
 // new input row and shifts the others down a ring of loop-carried values (llvmpipe's per-lane
 // loads cost far more than the shifts). Partial sums go to P[chunk] as convw_reg's do.
-struct Params {
-  B: u32, KIN: u32, IH: u32, IW: u32,
-  ROWS: u32, QH: u32, QW: u32, NGI: u32,
-  TY: u32, NCG: u32, SY: u32, CHUNK: u32,
-  OFFY: i32, OFFX: i32, KITERS: u32, _pad: u32,
-}
+{{WGRAD_PARAMS}}
 {{BINDINGS}}
 
 @compute @workgroup_size(8)
