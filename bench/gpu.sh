@@ -15,5 +15,5 @@ process.exit(0);"
 # BENCH_ARGS: repetitions for our side (default --quick); FILTER: a regex over case names.
 timeout "${OURS_S:-150}" bash .gpu/run.sh npx tsx bench/run.ts ${BENCH_ARGS:---quick} ${FILTER:+--filter "$FILTER"} --json "$OUT/ours.json"
 echo "ours: exit $?"
-timeout "${TORCH_S:-60}" python3 bench/torch_ref.py --quick --json "$OUT/torch.json"
+timeout "${TORCH_S:-60}" python3 bench/torch_ref.py ${TORCH_ARGS:---quick} --json "$OUT/torch.json"
 echo "torch: exit $?"
