@@ -231,10 +231,15 @@ interface RegConv {
   vecY: boolean;
   /** vec4s of the uniform array the packed weights bind as (a power of two), or 0: storage. */
   uniformW: number;
+  /**
+   * chan mode, 1x1 kernel with kin-major weights [KIN, ROWS] (conv's input gradient): read the
+   * weight tensor as it is, a vec4 holding four rows of one input channel, instead of repacking.
+   */
+  rowVec4: boolean;
 }
 
 function regConvKey(v: RegConv): string {
-  return `conv.reg|R${v.R}|P${v.PJ}|${v.mode}|TX${v.TX}|S${v.SX}|D${v.DIR}|vx${v.vecX ? v.ax : '-'}|kt${+v.kinTail}|vy${+v.vecY}|uw${v.uniformW}`;
+  return `conv.reg|R${v.R}|P${v.PJ}|${v.mode}|TX${v.TX}|S${v.SX}|D${v.DIR}|vx${v.vecX ? v.ax : '-'}|kt${+v.kinTail}|vy${+v.vecY}|uw${v.uniformW}|r4${+v.rowVec4}`;
 }
 
 /** Window offsets d (ix = qx0 * SX + OFFX + d) of position j and horizontal tap tx. */
@@ -274,8 +279,16 @@ function regConvCode(v: RegConv): string {
   if (v.mode === 'tap') for (let g = 0; g < G; g++) blocks.push({ g, tx: -1 });
   else for (let tx = 0; tx < v.TX; tx++) blocks.push({ g: -1, tx });
   const BPK = blocks.length;
+  // rowVec4: per iteration the subgroup needs R vec4s (R / 4 row quads x 4 channels); vec4 f
+  // (quad f % (R / 4), channel f / (R / 4)) is loaded by lane f % 8 as its load f / 8.
+  const QUADS = v.R / 4;
   for (let jj = 0; jj < J; jj++) {
-    setup.push(`  let wb_${jj} = (wrow + ${8 * jj}u) * (p.KITERS * ${BPK}u);`);
+    if (v.rowVec4) {
+      setup.push(`  let wq_${jj} = (lane + ${8 * jj}u) % ${QUADS}u;`);
+      setup.push(`  let wc_${jj} = (lane + ${8 * jj}u) / ${QUADS}u;`);
+    } else {
+      setup.push(`  let wb_${jj} = (wrow + ${8 * jj}u) * (p.KITERS * ${BPK}u);`);
+    }
   }
 
   const H = v.PJ / 4; // vec4 accumulators per row
@@ -306,7 +319,17 @@ function regConvCode(v: RegConv): string {
     return ch ? `xv_${c}_${id(ch[0])}.${comp[ch[1]]}` : `x_${c}_${id(d)}`;
   };
   blocks.forEach((blk, bi) => {
-    for (let jj = 0; jj < J; jj++) body.push(`    let w_${bi}_${jj} = Wp[wb_${jj} + it * ${BPK}u + ${bi}u];`);
+    for (let jj = 0; jj < J; jj++) {
+      if (v.rowVec4) {
+        // Channel xk + wc of row quad m0 / 4 + wq; channels past KIN (and the quads of rows past
+        // ROWS, never stored) read a clamped element.
+        const ch = `xk + wc_${jj}`;
+        const idx = `min((${ch}) * (p.ROWS / 4u) + m0 / 4u + wq_${jj}, ${v.uniformW ? `${v.uniformW - 1}u` : 'arrayLength(&Wp) - 1u'})`;
+        body.push(v.kinTail ? `    let w_${bi}_${jj} = select(vec4f(0.0), Wp[${idx}], ${ch} < p.KIN);` : `    let w_${bi}_${jj} = Wp[${idx}];`);
+      } else {
+        body.push(`    let w_${bi}_${jj} = Wp[wb_${jj} + it * ${BPK}u + ${bi}u];`);
+      }
+    }
   });
   // Terms of one row's update: (block, weight component, accumulator h) -> the weight
   // component times a vec4 of inputs (positions 4h .. 4h + 3).
@@ -339,12 +362,25 @@ function regConvCode(v: RegConv): string {
   // Row by row: broadcast the row's weights from the lane that loaded them, then one chained
   // update per accumulator.
   for (let r = 0; r < v.R; r++) {
-    for (let bi = 0; bi < BPK; bi++) {
-      body.push(`    let s_${r}_${bi} = subgroupBroadcast(w_${bi}_${r >> 3}, ${r & 7}u);`);
+    // The weight of row r for term t: component t.comp of the row's broadcast vec4, or
+    // (rowVec4) component r % 4 of the vec4 of its quad and channel t.comp.
+    let wgt = (t: { bi: number; comp: number }) => `s_${r}_${t.bi}.${comp[t.comp]}`;
+    if (v.rowVec4) {
+      if (r % 4 === 0) {
+        for (let c = 0; c < 4; c++) {
+          const f = c * QUADS + (r >> 2);
+          body.push(`    let q_${r >> 2}_${c} = subgroupBroadcast(w_0_${f >> 3}, ${f & 7}u);`);
+        }
+      }
+      wgt = (t) => `q_${r >> 2}_${t.comp}.${comp[r & 3]}`;
+    } else {
+      for (let bi = 0; bi < BPK; bi++) {
+        body.push(`    let s_${r}_${bi} = subgroupBroadcast(w_${bi}_${r >> 3}, ${r & 7}u);`);
+      }
     }
     for (let h = 0; h < H; h++) {
       let e = `acc_${r}_${h}`;
-      for (const t of terms) if (t.h === h) e = `fma(vec4f(s_${r}_${t.bi}.${comp[t.comp]}), ${xvec.get(t.xs)}, ${e})`;
+      for (const t of terms) if (t.h === h) e = `fma(vec4f(${wgt(t)}), ${xvec.get(t.xs)}, ${e})`;
       body.push(`    acc_${r}_${h} = ${e};`);
     }
   }
@@ -757,9 +793,19 @@ function runConvPass(x: Tensor, w: Tensor, bias: Tensor | null, y: Tensor, pass:
     kinTail: chan && pass.KIN % 4 !== 0,
     vecY: pass.OSX === 1 && pass.OPX === 0 && pass.OW % 4 === 0 && pass.QW === pass.OW,
     uniformW: 0,
+    rowVec4: false,
   };
   const rowsPadded = Math.ceil(pass.ROWS / R) * R;
-  const wp = packWeights(w, pass, rowsPadded, chan, chan ? pass.TX : 4 * Math.ceil(pass.TX / 4));
+  // A 1x1 kernel's weights need no repacking (a dispatch saved; ~0.1 ms on lavapipe at the
+  // seed's 1x1 layers): [ROWS, KIN] is already the packed layout when no row or channel needs
+  // padding, and [KIN, ROWS] reads as row quads (rowVec4).
+  // A phase of a strided pass that no tap reaches (KY0 = KH or KX0 = KW, see phasePasses) only
+  // writes its outputs (bias or zero): no iterations, and no weights to pack.
+  const noTaps = pass.KY0 >= pass.KH || pass.KX0 >= pass.KW;
+  const oneByOne = chan && pass.KH === 1 && pass.KW === 1 && !noTaps && !repack1x1Forced();
+  const asPacked = oneByOne && !pass.kinMajor && rowsPadded === pass.ROWS && !v.kinTail;
+  v.rowVec4 = oneByOne && pass.kinMajor && pass.ROWS % 4 === 0 && R >= 8;
+  const wp = noTaps || asPacked || v.rowVec4 ? w : packWeights(w, pass, rowsPadded, chan, chan ? pass.TX : 4 * Math.ceil(pass.TX / 4));
   if (cpu) v.uniformW = uniformWeightVec4s(wp.size, wp.buffer.size);
   const NG = Math.ceil(pass.QW / PJ);
   const NPOS = pass.B * pass.QH * NG;
@@ -768,7 +814,7 @@ function runConvPass(x: Tensor, w: Tensor, bias: Tensor | null, y: Tensor, pass:
     pass.B, pass.KIN, pass.IH, pass.IW, pass.ROWS, pass.QH, pass.QW, NG,
     pass.OH, pass.OW, pass.OSY, pass.OSX, pass.OPY, pass.OPX, pass.SY, ksteps,
     0, 0, NPOS, chan ? 4 : 1,
-    ksteps * pass.TY, pass.TY, bias ? 1 : 0, relu ? 1 : 0,
+    noTaps ? 0 : ksteps * pass.TY, pass.TY, bias ? 1 : 0, relu ? 1 : 0,
   ]);
   const i32 = new Int32Array(u.buffer);
   i32[16] = pass.OFFY;
@@ -785,8 +831,11 @@ function runConvPass(x: Tensor, w: Tensor, bias: Tensor | null, y: Tensor, pass:
     y.buffer,
   ];
   rt().dispatch(k, buffers, u, tileGrid(Math.ceil(NPOS / 8), rowsPadded / R));
-  wp.dispose();
+  if (wp !== w) wp.dispose();
 }
+
+/** Env VQ_CONV_REPACK_1X1=1: repack 1x1 weights as other kernels' (for tests and A/B runs). */
+const repack1x1Forced = () => process.env.VQ_CONV_REPACK_1X1 === '1';
 
 /**
  * The uniform array (vec4s) that packed weights of `floats` values in a buffer of `bufferBytes`
@@ -919,13 +968,26 @@ function rowsWgrad(a: Tensor, x: Tensor, pass: WgradPass): { S: number; P: Tenso
 }
 
 /**
+ * Positions per weight-gradient chunk, at most (about): the workgroups of one chunk and row
+ * tile (one per group of input channels) all read that chunk's rows of A, which then stay in
+ * the L2 cache. Without the cap a batch-256 pass ran as one or two chunks, each workgroup
+ * streaming megabytes of A; with it lavapipe ran them 8-20% faster (medians of 9 interleaved
+ * rounds: enc3 462 -> 383 ms, res3x3 112 -> 89, dec1 209 -> 197, decT1 566 -> 492; 8192
+ * positions gained less, prevq at 34-38 ms within noise; batch 32 unchanged).
+ */
+const WGRAD_CHUNK_POSITIONS = 4096;
+
+/**
  * Runs a reg weight-gradient kernel (convw_reg or convw_rows) over its tiles, the iterations
  * (b, qy, position group) split into chunks so that there are some 64 workgroups to spread over
- * the threads; returns the chunk count and the partial sums P [S, ROWS, NCG vec4].
+ * the threads and no chunk is much over WGRAD_CHUNK_POSITIONS; returns the chunk count and the
+ * partial sums P [S, ROWS, NCG vec4].
  */
 function dispatchRegWgrad(k: Kernel, plan: WindowPlan, a: Tensor, x: Tensor, pass: WgradPass, NGI: number, NCG: number, tileGrid: [number, number]): { S: number; P: Tensor } {
   const KITERS = pass.B * pass.QH * NGI;
-  let S = Math.max(1, Math.min(KITERS, Math.ceil(64 / (tileGrid[0] * tileGrid[1]))));
+  const positions = pass.B * pass.QH * pass.QW;
+  const forThreads = Math.ceil(64 / (tileGrid[0] * tileGrid[1]));
+  let S = Math.max(1, Math.min(KITERS, Math.max(forThreads, Math.round(positions / WGRAD_CHUNK_POSITIONS))));
   const chunk = Math.ceil(KITERS / S);
   S = Math.ceil(KITERS / chunk);
   const P = empty([S * pass.ROWS * NCG * 4]);

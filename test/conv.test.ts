@@ -159,6 +159,9 @@ const AWKWARD: Case[] = [
   { name: 'T k3 s1 p0, odd 5x7, Cin 1', transposed: true, B: 2, CI: 1, IH: 5, IW: 7, CO: 3, KH: 3, KW: 3 },
   { name: 'T k1 s2 (phases with no taps)', transposed: true, B: 2, CI: 3, IH: 3, IW: 4, CO: 2, KH: 1, KW: 1, stride: 2, outputPadding: 1 },
   { name: 'T k5x2 s3x2 p1x0 op2x1', transposed: true, B: 1, CI: 2, IH: 3, IW: 4, CO: 5, KH: 5, KW: 2, stride: [3, 2], padding: [1, 0], outputPadding: [2, 1], relu: true },
+  { name: '1x1, Cin 12, Cout 7 (input gradient: row quads, channel tail)', transposed: false, B: 2, CI: 12, IH: 5, IW: 6, CO: 7, KH: 1, KW: 1 },
+  { name: '1x1, Cin 8, Cout 16 (weights read as stored)', transposed: false, B: 2, CI: 8, IH: 3, IW: 8, CO: 16, KH: 1, KW: 1 },
+  { name: '1x1 s2, Cin 8, Cout 7 on 7x5 (phases no tap reaches)', transposed: false, B: 2, CI: 8, IH: 7, IW: 5, CO: 7, KH: 1, KW: 1, stride: 2 },
 ];
 
 t.test('seed model layers at batch 2 match float64 (forward, input, weight and bias gradients)', async (t) => {
@@ -250,6 +253,34 @@ t.test('packed weights up to 64 KiB bind as a uniform array (reg), with the same
       }
     }
     t.same(outs[0], outs[1], `${c.name}: uniform and storage weights give bitwise identical results`);
+  }
+});
+
+t.test('1x1 weights read as stored (no repack) give the results of repacked ones, bitwise', { skip: noReg }, async (t) => {
+  // Forward with [ROWS, KIN] as packed; input gradient with [KIN, ROWS] read as row quads (with
+  // rows past ROWS in the last tile, and a channel tail).
+  const byName = (n: string) => AWKWARD.find((c) => c.name.startsWith(n))!;
+  for (const c of [SEED[4], SEED[5], byName('1x1, Cin 12'), byName('1x1, Cin 8'), byName('1x1 s2')]) {
+    const d = makeData(c, 810);
+    const x = tensor(d.x, [c.B, c.CI, c.IH, c.IW]);
+    const w = tensor(d.w, wShape(c));
+    const outs: Float32Array[] = [];
+    for (const env of ['1', '0']) {
+      process.env.VQ_CONV_REPACK_1X1 = env;
+      try {
+        const g = C.conv2dGeom(x, w, null, { stride: c.stride, padding: c.padding });
+        const y = C.conv2dForward(x, w, null, g, false, 'reg');
+        const dx = C.conv2dInputGrad(y, w, g, 'reg');
+        outs.push(Float32Array.from([...((await y.read()) as Float32Array), ...((await dx.read()) as Float32Array)]));
+        y.dispose();
+        dx.dispose();
+      } finally {
+        delete process.env.VQ_CONV_REPACK_1X1;
+      }
+    }
+    t.same(outs[0], outs[1], `${c.name}: the same outputs and input gradients as with repacked weights`);
+    x.dispose();
+    w.dispose();
   }
 });
 
