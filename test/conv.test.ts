@@ -230,6 +230,23 @@ t.test('both schedules agree; weight gradients are deterministic', { skip: noReg
   close(t, runs[2], runs[0], 'smem and reg weight gradients');
 });
 
+/** The reg forward (no bias) and input gradient (of dy = y) of conv case c, with env[name] = value while they run. */
+async function regFwdDgradWith(name: string, value: string, c: Case, d: ReturnType<typeof makeData>): Promise<Float32Array> {
+  const x = tensor(d.x, [c.B, c.CI, c.IH, c.IW]);
+  const w = tensor(d.w, wShape(c));
+  process.env[name] = value;
+  try {
+    const g = C.conv2dGeom(x, w, null, { stride: c.stride, padding: c.padding });
+    const y = C.conv2dForward(x, w, null, g, false, 'reg');
+    const dx = C.conv2dInputGrad(y, w, g, 'reg');
+    const out = Float32Array.from([...((await y.read()) as Float32Array), ...((await dx.read()) as Float32Array)]);
+    for (const v of [x, w, y, dx]) v.dispose();
+    return out;
+  } finally {
+    delete process.env[name];
+  }
+}
+
 t.test('packed weights up to 64 KiB bind as a uniform array (reg), with the same results as storage', { skip: noReg }, async (t) => {
   t.equal(C.uniformWeightVec4s(4096, 16384), 1024, '16 KiB of weights in a 16 KiB buffer');
   t.equal(C.uniformWeightVec4s(10, 256), 16, 'at least 16 vec4s');
@@ -238,20 +255,7 @@ t.test('packed weights up to 64 KiB bind as a uniform array (reg), with the same
   // A 1x1 layer (channel mode) and a 4x4 one (tap mode), forward and input gradient.
   for (const c of [SEED[4], AWKWARD[0]]) {
     const d = makeData(c, 800);
-    const x = tensor(d.x, [c.B, c.CI, c.IH, c.IW]);
-    const w = tensor(d.w, wShape(c));
-    const outs: Float32Array[] = [];
-    for (const env of ['1', '0']) {
-      process.env.VQ_CONV_UNIFORM_WEIGHTS = env;
-      try {
-        const y = C.conv2d(x, w, null, { stride: c.stride, padding: c.padding });
-        const g = C.conv2dGeom(x, w, null, { stride: c.stride, padding: c.padding });
-        const dx = C.conv2dInputGrad(y, w, g, 'reg');
-        outs.push(Float32Array.from([...((await y.read()) as Float32Array), ...((await dx.read()) as Float32Array)]));
-      } finally {
-        delete process.env.VQ_CONV_UNIFORM_WEIGHTS;
-      }
-    }
+    const outs = [await regFwdDgradWith('VQ_CONV_UNIFORM_WEIGHTS', '1', c, d), await regFwdDgradWith('VQ_CONV_UNIFORM_WEIGHTS', '0', c, d)];
     t.same(outs[0], outs[1], `${c.name}: uniform and storage weights give bitwise identical results`);
   }
 });
@@ -262,25 +266,8 @@ t.test('1x1 weights read as stored (no repack) give the results of repacked ones
   const byName = (n: string) => AWKWARD.find((c) => c.name.startsWith(n))!;
   for (const c of [SEED[4], SEED[5], byName('1x1, Cin 12'), byName('1x1, Cin 8'), byName('1x1 s2')]) {
     const d = makeData(c, 810);
-    const x = tensor(d.x, [c.B, c.CI, c.IH, c.IW]);
-    const w = tensor(d.w, wShape(c));
-    const outs: Float32Array[] = [];
-    for (const env of ['1', '0']) {
-      process.env.VQ_CONV_REPACK_1X1 = env;
-      try {
-        const g = C.conv2dGeom(x, w, null, { stride: c.stride, padding: c.padding });
-        const y = C.conv2dForward(x, w, null, g, false, 'reg');
-        const dx = C.conv2dInputGrad(y, w, g, 'reg');
-        outs.push(Float32Array.from([...((await y.read()) as Float32Array), ...((await dx.read()) as Float32Array)]));
-        y.dispose();
-        dx.dispose();
-      } finally {
-        delete process.env.VQ_CONV_REPACK_1X1;
-      }
-    }
+    const outs = [await regFwdDgradWith('VQ_CONV_REPACK_1X1', '1', c, d), await regFwdDgradWith('VQ_CONV_REPACK_1X1', '0', c, d)];
     t.same(outs[0], outs[1], `${c.name}: the same outputs and input gradients as with repacked weights`);
-    x.dispose();
-    w.dispose();
   }
 });
 
