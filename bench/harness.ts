@@ -76,6 +76,8 @@ export interface BenchEntry {
   reps: number;
   /** Back-to-back runs per GPU timing sample (median_ms is per run). */
   runs_per_sample: number;
+  /** Each repetition's time (GPU where timing is 'gpu', else wall), in the order taken. */
+  samples_ms: number[];
 }
 
 export interface RunOptions {
@@ -98,8 +100,16 @@ function repsFor(c: BenchCase, o: RunOptions): { reps: number; warmup: number } 
   return { reps, warmup: o.warmup ?? c.warmup ?? 2 };
 }
 
-/** Runs one case: warm-up, then repetitions of ours (GPU + wall) interleaved with tfjs's. */
-export async function runCase(c: BenchCase, o: RunOptions = {}): Promise<BenchEntry> {
+/** A case set up for timing: warm it, take samples, then turn them into an entry. */
+interface CaseRun {
+  warm(): Promise<void>;
+  /** One repetition: ours (wall, then GPU) and, with --vs tfjs, tfjs's. */
+  sample(): Promise<void>;
+  /** Disposes the case's data and returns its entry. */
+  finish(): BenchEntry;
+}
+
+async function startCase(c: BenchCase, o: RunOptions): Promise<CaseRun> {
   const { reps, warmup } = repsFor(c, o);
   const r = rt();
   const p = await c.setup();
@@ -108,32 +118,38 @@ export async function runCase(c: BenchCase, o: RunOptions = {}): Promise<BenchEn
   const wall: number[] = [];
   let perSample = 1;
   const tf: number[] = [];
-  try {
-    for (let i = 0; i < warmup; i++) {
-      p.run();
-      await r.sync();
-    }
-    // A discrete GPU drops its clocks within milliseconds of going idle (an H200 sat at
-    // 345-735 MHz of 1980 between short, synced repetitions, which made them look 2-4x
-    // slower). So there each GPU sample runs the case back to back for ~50 ms, after ~200 ms
-    // of the same to ramp the clocks up. A CPU device has no such governor: one run per sample.
-    if (!r.caps.isCpu && r.caps.timestampQuery && warmup > 0) {
-      const t0 = performance.now();
-      const passes0 = r.passCount;
-      p.run();
-      await r.sync();
-      const est = Math.max(performance.now() - t0, 0.01);
-      // A run submitted on its own opens at least one pass; timeGpu times MAX_TIMED_PASSES.
-      const passesPerRun = Math.max(1, r.passCount - passes0);
-      perSample = Math.max(1, Math.min(200, Math.ceil(GPU_SAMPLE_MS / est), Math.floor(MAX_TIMED_PASSES / passesPerRun)));
-      for (let i = 0; i < Math.min(1000, Math.ceil(GPU_RAMP_MS / est)); i++) {
+  const dispose = () => {
+    p.dispose();
+    theirs?.dispose();
+  };
+  return {
+    async warm() {
+      for (let i = 0; i < warmup; i++) {
         p.run();
-        r.flush();
+        await r.sync();
       }
-      await r.sync();
-    }
-    if (theirs) await o.timeTfjs!(o.tf!, theirs.work, { warmup, reps: 0 });
-    for (let i = 0; i < reps; i++) {
+      // A discrete GPU drops its clocks within milliseconds of going idle (an H200 sat at
+      // 345-735 MHz of 1980 between short, synced repetitions, which made them look 2-4x
+      // slower). So there each GPU sample runs the case back to back for ~50 ms, after ~200 ms
+      // of the same to ramp the clocks up. A CPU device has no such governor: one run per sample.
+      if (!r.caps.isCpu && r.caps.timestampQuery && warmup > 0) {
+        const t0 = performance.now();
+        const passes0 = r.passCount;
+        p.run();
+        await r.sync();
+        const est = Math.max(performance.now() - t0, 0.01);
+        // A run submitted on its own opens at least one pass; timeGpu times MAX_TIMED_PASSES.
+        const passesPerRun = Math.max(1, r.passCount - passes0);
+        perSample = Math.max(1, Math.min(200, Math.ceil(GPU_SAMPLE_MS / est), Math.floor(MAX_TIMED_PASSES / passesPerRun)));
+        for (let i = 0; i < Math.min(1000, Math.ceil(GPU_RAMP_MS / est)); i++) {
+          p.run();
+          r.flush();
+        }
+        await r.sync();
+      }
+      if (theirs) await o.timeTfjs!(o.tf!, theirs.work, { warmup, reps: 0 });
+    },
+    async sample() {
       const t0 = performance.now();
       p.run();
       await r.sync();
@@ -149,32 +165,116 @@ export async function runCase(c: BenchCase, o: RunOptions = {}): Promise<BenchEn
       });
       if (g !== null) gpu.push(g / perSample);
       if (theirs) tf.push(...(await o.timeTfjs!(o.tf!, theirs.work, { warmup: 0, reps: 1 })));
-    }
-  } finally {
-    p.dispose();
-    theirs?.dispose();
-  }
-  const useGpu = gpu.length === reps && reps > 0;
-  const s = stats(useGpu ? gpu : wall);
-  const w = stats(wall);
-  const vs = theirs ? { name: 'tfjs-webgpu', median_ms: stats(tf).median, speedup: stats(tf).median / w.median } : null;
-  return {
-    name: c.name,
-    family: c.family,
-    params: c.params,
-    median_ms: s.median,
-    gflops: c.flops / (s.median * 1e6),
-    gbps: c.bytes / (s.median * 1e6),
-    vs,
-    timing: useGpu ? 'gpu' : 'wall',
-    min_ms: s.min,
-    max_ms: s.max,
-    q1_ms: s.q1,
-    q3_ms: s.q3,
-    wall_ms: w.median,
-    reps,
-    runs_per_sample: perSample,
+    },
+    finish() {
+      dispose();
+      const useGpu = gpu.length === wall.length && wall.length > 0;
+      const samples = useGpu ? gpu : wall;
+      const s = stats(samples);
+      const w = stats(wall);
+      const vs = theirs ? { name: 'tfjs-webgpu', median_ms: stats(tf).median, speedup: stats(tf).median / w.median } : null;
+      return {
+        name: c.name,
+        family: c.family,
+        params: c.params,
+        median_ms: s.median,
+        gflops: c.flops / (s.median * 1e6),
+        gbps: c.bytes / (s.median * 1e6),
+        vs,
+        timing: useGpu ? 'gpu' : 'wall',
+        min_ms: s.min,
+        max_ms: s.max,
+        q1_ms: s.q1,
+        q3_ms: s.q3,
+        wall_ms: w.median,
+        reps: wall.length,
+        runs_per_sample: perSample,
+        samples_ms: samples,
+      };
+    },
   };
+}
+
+/** Runs one case: warm-up, then repetitions of ours (GPU + wall) interleaved with tfjs's. */
+export async function runCase(c: BenchCase, o: RunOptions = {}): Promise<BenchEntry> {
+  const run = await startCase(c, o);
+  try {
+    await run.warm();
+    for (let i = 0; i < repsFor(c, o).reps; i++) await run.sample();
+  } catch (e) {
+    run.finish();
+    throw e;
+  }
+  return run.finish();
+}
+
+/**
+ * Runs the cases round-robin: all set up and warmed, then each round takes one sample of every
+ * case (a case stops once it has its repetitions). A CPU device's speed can drift by more than
+ * the differences being measured (lavapipe on a shared VM: 1.7x between minutes), and
+ * interleaving puts every case through the same drift, so the cases compare fairly and
+ * `pairedRatio` can compare them round by round. All cases hold their data at once.
+ */
+export async function runInterleaved(cases: BenchCase[], o: RunOptions = {}, progress?: (msg: string) => void): Promise<BenchEntry[]> {
+  const runs: CaseRun[] = [];
+  try {
+    for (const c of cases) {
+      progress?.(`  ${c.name} (setup) ...`);
+      const run = await startCase(c, o);
+      runs.push(run);
+      await run.warm();
+    }
+    const reps = cases.map((c) => repsFor(c, o).reps);
+    for (let round = 0; round < Math.max(...reps); round++) {
+      progress?.(`  round ${round + 1} of ${Math.max(...reps)} ...`);
+      for (let i = 0; i < runs.length; i++) if (round < reps[i]) await runs[i].sample();
+    }
+  } catch (e) {
+    for (const run of runs) run.finish();
+    throw e;
+  }
+  return runs.map((run) => run.finish());
+}
+
+/**
+ * The median over rounds of a's sample over b's (both from runInterleaved, so round i of each
+ * ran back to back), or NaN when they have no rounds in common.
+ */
+export function pairedRatio(a: BenchEntry, b: BenchEntry): number {
+  const n = Math.min(a.samples_ms.length, b.samples_ms.length);
+  if (n === 0) return NaN;
+  return stats(Array.from({ length: n }, (_, i) => a.samples_ms[i] / b.samples_ms[i])).median;
+}
+
+/**
+ * The weight gradient's time over the forward's, per layer and batch, from entries whose params
+ * name a layer, a pass and a batch (the conv cases; both
+ * passes do the same FLOPs, so this is the per-FLOP cost ratio; below 1 the weight gradient is
+ * the faster one): of the medians, of the minimums and, where the entries were timed
+ * round-robin (--interleave), the median over rounds of the per-round ratio, which drift of
+ * the device's speed affects least. Null when no layer has both passes.
+ */
+export function formatWgradVsForward(entries: BenchEntry[], interleaved: boolean): string | null {
+  const key = (e: BenchEntry) => `${e.family}|${e.params.layer}|${e.params.batch}`;
+  const fwd = new Map(entries.filter((e) => e.params.pass === 'fwd').map((e) => [key(e), e]));
+  const rows: string[][] = [];
+  for (const w of entries.filter((e) => e.params.pass === 'wgrad')) {
+    const f = fwd.get(key(w));
+    if (!f) continue;
+    rows.push([
+      `${w.params.layer} b${w.params.batch}`,
+      f.gflops.toFixed(2),
+      w.gflops.toFixed(2),
+      (w.median_ms / f.median_ms).toFixed(3),
+      (w.min_ms / f.min_ms).toFixed(3),
+      interleaved ? pairedRatio(w, f).toFixed(3) : '-',
+    ]);
+  }
+  if (!rows.length) return null;
+  const head = ['layer', 'fwd GFLOP/s', 'wgrad GFLOP/s', 'wgrad/fwd (medians)', '(minimums)', '(paired rounds)'];
+  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  ');
+  return ['weight gradient time over forward time (same FLOPs):', line(head), ...rows.map(line)].join('\n');
 }
 
 const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');

@@ -4,13 +4,15 @@
 //   --warmup N       warm-up runs per case
 //   --quick          fewer repetitions
 //   --vs tfjs        also time the same work in tfjs-webgpu (same Dawn adapter, same process)
+//   --interleave     time the cases round-robin (one repetition of each per round) instead of
+//                    one after another: fair comparisons on a device whose speed drifts
 //   --json FILE      write the entries as a JSON array
 //   --list           list the cases and exit
 // Environment: VQ_MATMUL_SCHEDULE=reg|smem (and VQ_MATMUL_TILE=RxC) pick matmul variants.
 import { writeFileSync } from 'node:fs';
 import { init } from '../engine/runtime.js';
 import { gemmTile, gemmTileKey } from '../engine/matmul.js';
-import { type BenchCase, type BenchEntry, formatTable, runCase } from './harness.js';
+import { type BenchCase, type BenchEntry, formatTable, formatWgradVsForward, runCase, runInterleaved } from './harness.js';
 
 // Modules exporting `benchCases`; add a line per family.
 const MODULES = ['./matmul.js', './conv.js', './vq.js', './train_step.js'];
@@ -20,13 +22,14 @@ interface Args {
   reps?: number;
   warmup?: number;
   quick: boolean;
+  interleave: boolean;
   vs: string | null;
   json: string | null;
   list: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { filter: null, quick: false, vs: null, json: null, list: false };
+  const a: Args = { filter: null, quick: false, interleave: false, vs: null, json: null, list: false };
   const value = (i: number, flag: string) => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith('--')) throw new Error(`bench: ${flag} needs a value`);
@@ -44,6 +47,7 @@ function parseArgs(argv: string[]): Args {
       case '--reps': a.reps = Math.max(1, count(value(i++, arg), arg)); break;
       case '--warmup': a.warmup = count(value(i++, arg), arg); break;
       case '--quick': a.quick = true; break;
+      case '--interleave': a.interleave = true; break;
       case '--vs': a.vs = value(i++, arg); break;
       case '--json': a.json = value(i++, arg); break;
       case '--list': a.list = true; break;
@@ -92,13 +96,19 @@ async function main(): Promise<void> {
   }
   console.log('');
 
-  const entries: BenchEntry[] = [];
-  for (const c of cases) {
-    process.stderr.write(`  ${c.name} ...\n`);
-    const e = await runCase(c, { reps: args.reps, warmup: args.warmup, quick: args.quick, tf, timeTfjs: tfjs?.timeTfjs });
-    entries.push(e);
+  const opts = { reps: args.reps, warmup: args.warmup, quick: args.quick, tf, timeTfjs: tfjs?.timeTfjs };
+  let entries: BenchEntry[] = [];
+  if (args.interleave) {
+    entries = await runInterleaved(cases, opts, (msg) => process.stderr.write(`${msg}\n`));
+  } else {
+    for (const c of cases) {
+      process.stderr.write(`  ${c.name} ...\n`);
+      entries.push(await runCase(c, opts));
+    }
   }
   console.log(formatTable(entries));
+  const perFlop = formatWgradVsForward(entries, args.interleave);
+  if (perFlop) console.log(`\n${perFlop}`);
   if (args.vs) console.log('\nspeedup = tfjs wall ms / our wall ms (both: record the work, submit, wait for the GPU).');
   if (args.json) {
     writeFileSync(args.json, JSON.stringify(entries, null, 2) + '\n');

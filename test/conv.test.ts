@@ -4,7 +4,7 @@
 // error messages.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { compare, gpu, gradcheck } from './helpers.js';
+import { compare, gpu, gradcheck, assertBitwise } from './helpers.js';
 import { backward } from '../engine/autograd.js';
 import { Rng } from '../engine/random.js';
 import { Tensor, tensor } from '../engine/tensor.js';
@@ -226,7 +226,7 @@ t.test('both schedules agree; weight gradients are deterministic', { skip: noReg
   const dy = tensor(rand(sc.B * sc.CO * g.OH * g.OW, 701), [sc.B, sc.CO, g.OH, g.OW]);
   const runs: Float32Array[] = [];
   for (const s of ['reg', 'reg', 'smem'] as const) runs.push((await C.conv2dWeightGrad(dy, x, g, s).read()) as Float32Array);
-  t.same(runs[1], runs[0], 'reg weight gradient is bitwise identical across runs');
+  assertBitwise(t, runs[1], runs[0], 'reg weight gradient is bitwise identical across runs');
   close(t, runs[2], runs[0], 'smem and reg weight gradients');
 });
 
@@ -256,7 +256,7 @@ t.test('packed weights up to 64 KiB bind as a uniform array (reg), with the same
   for (const c of [SEED[4], AWKWARD[0]]) {
     const d = makeData(c, 800);
     const outs = [await regFwdDgradWith('VQ_CONV_UNIFORM_WEIGHTS', '1', c, d), await regFwdDgradWith('VQ_CONV_UNIFORM_WEIGHTS', '0', c, d)];
-    t.same(outs[0], outs[1], `${c.name}: uniform and storage weights give bitwise identical results`);
+    assertBitwise(t, outs[0], outs[1], `${c.name}: uniform and storage weights give bitwise identical results`);
   }
 });
 
@@ -267,7 +267,7 @@ t.test('1x1 weights read as stored (no repack) give the results of repacked ones
   for (const c of [SEED[4], SEED[5], byName('1x1, Cin 12'), byName('1x1, Cin 8'), byName('1x1 s2')]) {
     const d = makeData(c, 810);
     const outs = [await regFwdDgradWith('VQ_CONV_REPACK_1X1', '1', c, d), await regFwdDgradWith('VQ_CONV_REPACK_1X1', '0', c, d)];
-    t.same(outs[0], outs[1], `${c.name}: the same outputs and input gradients as with repacked weights`);
+    assertBitwise(t, outs[0], outs[1], `${c.name}: the same outputs and input gradients as with repacked weights`);
   }
 });
 

@@ -2,7 +2,7 @@
 // segment sums, and quantisation as an autograd op with the straight-through
 // estimator, the codebook loss and the commitment loss, against float64 references.
 import t, { type Test } from 'tap';
-import { assertClose, compare, gpu, gradcheck } from './helpers.js';
+import { assertClose, compare, gpu, gradcheck, assertBitwise } from './helpers.js';
 import { checkNearest, refNearest, refVqLoss, sqdist } from './ref/vq.js';
 import { Rng } from '../engine/random.js';
 import { backward } from '../engine/autograd.js';
@@ -199,7 +199,7 @@ t.test('segmentSum matches float64, repeats exactly, and handles a collapsed cod
       for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) expect[idx[i] * d + c] += xd[i * d + c];
       const got1 = await f32(s1);
       assertClose(t, got1, expect, { rtol: 1e-5, atol: 1e-5 }, `segmentSum N=${n} K=${k} D=${d}`);
-      t.same(got1, await f32(s2), 'bit-identical on a second run');
+      assertBitwise(t, got1, await f32(s2), 'bit-identical on a second run');
       for (const q of [x, s1, s2]) q.dispose();
     }
     it.dispose();
