@@ -246,6 +246,13 @@ export function pairedRatio(a: BenchEntry, b: BenchEntry): number {
   return stats(Array.from({ length: n }, (_, i) => a.samples_ms[i] / b.samples_ms[i])).median;
 }
 
+/** Lines of a fixed-width table: the first column left-aligned, the rest right-aligned. */
+function columns(head: string[], rows: string[][], rule: boolean): string[] {
+  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  ');
+  return [line(head), ...(rule ? [line(width.map((n) => '-'.repeat(n)))] : []), ...rows.map(line)];
+}
+
 /**
  * The weight gradient's time over the forward's, per layer and batch, from entries whose params
  * name a layer, a pass and a batch (the conv cases; both
@@ -272,9 +279,7 @@ export function formatWgradVsForward(entries: BenchEntry[], interleaved: boolean
   }
   if (!rows.length) return null;
   const head = ['layer', 'fwd GFLOP/s', 'wgrad GFLOP/s', 'wgrad/fwd (medians)', '(minimums)', '(paired rounds)'];
-  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  ');
-  return ['weight gradient time over forward time (same FLOPs):', line(head), ...rows.map(line)].join('\n');
+  return ['weight gradient time over forward time (same FLOPs):', ...columns(head, rows, false)].join('\n');
 }
 
 const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
@@ -297,7 +302,5 @@ export function formatTable(entries: BenchEntry[]): string {
       e.vs ? `${f(e.vs.speedup, 2)}x` : '-',
     ];
   });
-  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  ');
-  return [line(head), line(width.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
+  return columns(head, rows, true).join('\n');
 }
