@@ -33,6 +33,8 @@ export class BufferPool {
   private pooledBuffers = 0;
   /** Free bytes kept at most; beyond this released buffers are destroyed. */
   maxPooledBytes = 2 * 1024 ** 3;
+  /** Called just before the pool destroys a buffer (the runtime drops bind groups holding it). */
+  onDestroy: ((buf: GPUBuffer) => void) | null = null;
 
   constructor(private device: GPUDevice) {}
 
@@ -66,7 +68,7 @@ export class BufferPool {
       if (this.pooledBytes > this.maxPooledBytes) {
         this.pooledBytes -= buf.size;
         this.pooledBuffers--;
-        buf.destroy();
+        this.destroy(buf);
         continue;
       }
       let list = this.free.get(buf.size);
@@ -82,10 +84,15 @@ export class BufferPool {
       for (const buf of list) {
         this.pooledBytes -= buf.size;
         this.pooledBuffers--;
-        buf.destroy();
+        this.destroy(buf);
       }
     }
     this.free.clear();
+  }
+
+  private destroy(buf: GPUBuffer): void {
+    this.onDestroy?.(buf);
+    buf.destroy();
   }
 
   stats(): PoolStats {

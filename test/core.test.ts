@@ -1,5 +1,5 @@
 // The engine core: device, tensors, seeded randomness, scopes, the buffer pool, batched
-// dispatch, pipeline caching and GPU error reporting.
+// dispatch, pipeline and bind-group caching and GPU error reporting.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { gpu } from './helpers.js';
@@ -8,6 +8,7 @@ import { BufferPool, bucketSize } from '../engine/pool.js';
 import { empty, full, keep, memory, ones, rand, randn, tensor, tidy, zeros } from '../engine/tensor.js';
 import type { Kernel } from '../engine/runtime.js';
 import { wgsl } from '../engine/shaders.js';
+import { add } from '../engine/elementwise.js';
 
 const r = await gpu(t);
 
@@ -152,6 +153,41 @@ t.test('dispatches share one submit; pipelines are cached', async (t) => {
   t.equal(r.submitCount, submits + 3, 'flushed every 4 dispatches');
   r.maxDispatchesPerBatch = old;
   await r.sync();
+});
+
+t.test('bind groups are reused for the same buffers and dropped with them', async (t) => {
+  await r.sync();
+  const a = tensor([1, 2, 3, 4, 5], [5]);
+  const b = tensor([10, 20, 30, 40, 50], [5]);
+  const sum = async () => {
+    const y = add(a, b);
+    const v = [...(await y.read())];
+    y.dispose();
+    return v;
+  };
+  const first = await sum();
+  await sum();
+  const before = { ...r.bindGroupStats };
+  // A released buffer is reused after the next submit, so the third add writes into the first
+  // one's output buffer: the same three buffers and uniform slot as the first add.
+  const third = await sum();
+  t.same(first, [11, 22, 33, 44, 55]);
+  t.same(third, first);
+  t.equal(r.bindGroupStats.reused - before.reused, 1, 'the third add reused the first one\'s bind group');
+  t.equal(r.bindGroupStats.created - before.created, 0, 'and created none');
+  const cached = r.bindGroupCacheSize;
+  a.dispose();
+  b.dispose();
+  await r.sync();
+  r.pool.trim();
+  t.ok(r.bindGroupCacheSize < cached, 'destroying the pooled buffers dropped their bind groups');
+  // New buffers of the same sizes (fresh GPUBuffers: the pool was emptied) bind afresh.
+  const c = tensor([1, 1, 1, 1, 1], [5]);
+  const d = tensor([2, 2, 2, 2, 2], [5]);
+  const y = add(c, d);
+  t.same([...(await y.read())], [3, 3, 3, 3, 3]);
+  await r.checkErrors();
+  for (const x of [c, d, y]) x.dispose();
 });
 
 t.test('a GPU error names the kernel that caused it, and the runtime recovers', async (t) => {
