@@ -17,8 +17,9 @@
 // Two schedules. "reg" (CPU Vulkan such as lavapipe): a workgroup is one subgroup of 8 lanes, no
 // workgroup memory, no barriers. llvmpipe runs the 8 lanes as one SIMD vector; arithmetic is
 // vectorised but (Mesa 25.0) every storage load becomes a per-lane, bounds-checked scalar load
-// per component (~10 instructions each, even at a uniform address), so loads per FMA decide
-// the speed:
+// per component (~10 instructions each, even at a uniform address), and every fma() is a
+// separate vector multiply and add (perf disassembly of convw_rows: 576 vmulps and 576 vaddps
+// for its 576 fma() per iteration, no vfmadd), so loads per FMA decide the speed:
 //   * weights (conv) or A rows (wgrad): lane l loads rows l, l + 8, ... of the subgroup's R and
 //     subgroupBroadcast hands each value to all 8 lanes (one load per subgroup, not per lane);
 //   * each lane owns PJ adjacent output positions (conv: 16 for 3x3/4x4 kernels on a CPU, else
