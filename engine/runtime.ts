@@ -47,10 +47,11 @@ export class Runtime {
    * Bind groups by pipeline and bound ranges. A training step binds mostly the same pool
    * buffers every step (at batch 32, 165 of a seed step's 180 dispatches found their group),
    * and createBindGroup was over a third of the JS time of recording a step (Dawn validates
-   * every entry): with the cache that time fell from 7.7 to 6.4 ms on lavapipe's host CPU. Keys name buffers by an id per GPUBuffer object, so a destroyed
-   * buffer's groups can never be hit again; they are dropped when the pool destroys it (so they
-   * do not pile up), and the least recently used beyond BIND_GROUP_CACHE_SIZE. Env
-   * VQ_BIND_GROUP_CACHE=0 turns the cache off.
+   * every entry): with the cache that time fell from 7.6 to 6.3 ms on lavapipe's host CPU.
+   * Keys name buffers by an id per GPUBuffer object, so a destroyed buffer's groups can never
+   * be hit again; they are dropped when the pool destroys it (so they do not pile up), and the
+   * least recently used beyond BIND_GROUP_CACHE_SIZE. Env VQ_BIND_GROUP_CACHE=0 turns the
+   * cache off.
    */
   private bindGroups = new Map<string, { group: GPUBindGroup; buffers: number[] }>();
   private groupsByBuffer = new Map<number, Set<string>>();
@@ -182,9 +183,8 @@ export class Runtime {
       resources.push({ buffer: this.uniformArena, offset, size: Math.ceil(bytes.byteLength / 16) * 16 });
     }
     const bindGroup = this.bindGroup(p, resources, kernel.name);
-    const pipeline = p.pipeline;
     const pass = this.openPass(b);
-    pass.setPipeline(pipeline);
+    pass.setPipeline(p.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(gx, gy, gz);
     b.kernels.push(kernel.name);
