@@ -12,6 +12,7 @@
 // Schedules: 'reg' for CPU Vulkan devices (subgroup broadcast, no workgroup memory; see the
 // shader header for why), 'smem' for GPUs, where passes with at most 8 output channels still
 // use 'reg' (the 64-row tile would idle). VQ_CONV_SCHEDULE=reg|smem forces one everywhere.
+import { availableParallelism } from 'node:os';
 import { record } from './autograd.js';
 import { grid1d, rt, uniformArrayVec4s, type Kernel } from './runtime.js';
 import { wgslKernel } from './shaders.js';
@@ -930,11 +931,28 @@ function runWgrad(a: Tensor, x: Tensor, pass: WgradPass, sched: ConvSchedule): T
     const k = kernelFor('convw.reg', regWgradKey(v), () => regWgradCode(v));
     ({ S, P } = dispatchRegWgrad(k, regWgradWindow(v), a, x, pass, NG / UQ, NCG, [Math.ceil(NCG / (8 * CPL)), Math.ceil(pass.ROWS / R)]));
   }
-  const total = dw.size;
-  const u = new Uint32Array([pass.ROWS, pass.KIN, pass.KH, pass.KW, TXP, S, pass.ROWS * NCOLP, total]);
-  rt().dispatch(fixedKernel('wsum'), [P.buffer, dw.buffer], u, grid1d(Math.ceil(total / 256)));
+  const N4 = (pass.ROWS * NCOLP) / 4; // vec4s of one chunk's partial sums
+  const u = new Uint32Array([N4, S, N4, 0]);
+  rt().dispatch(wsumKernel(G, pass.KW), [P.buffer, dw.buffer], u, grid1d(Math.ceil(N4 / 256)));
   P.dispose();
   return dw;
+}
+
+/** The chunk-sum kernel for kernel rows of KW taps padded to G vec4s (dW is whole vec4s when KW = 4 G). */
+function wsumKernel(G: number, KW: number): Kernel {
+  const comp = ['x', 'y', 'z', 'w'];
+  let store: string;
+  if (KW === 4 * G) {
+    store = '  dW[i] = s;';
+  } else if (G === 1) {
+    store = [`  let o = i * ${KW}u;`, ...comp.slice(0, KW).map((c, j) => `  dW[o + ${j}u] = s.${c};`)].join('\n');
+  } else {
+    const lines = [`  let r = i / ${G}u;`, `  let g = i - r * ${G}u;`, `  let o = r * ${KW}u + g * 4u;`];
+    comp.forEach((c, j) => lines.push(`  if (g * 4u + ${j}u < ${KW}u) { dW[o + ${j}u] = s.${c}; }`));
+    store = lines.join('\n');
+  }
+  return kernelFor('conv.wsum', `conv.wsum|G${G}|KW${KW}`, () =>
+    wgslKernel('conv', 'wsum', { ENABLE: '', OUT: KW === 4 * G ? 'vec4f' : 'f32', STORE: store }));
 }
 
 /**
@@ -978,15 +996,28 @@ function rowsWgrad(a: Tensor, x: Tensor, pass: WgradPass): { S: number; P: Tenso
 const WGRAD_CHUNK_POSITIONS = 4096;
 
 /**
+ * Workgroups a reg weight gradient is split into at least. On a CPU device each workgroup runs
+ * whole on one of the driver's threads (lavapipe starts one per core, or LP_NUM_THREADS): eight
+ * per thread keep them balanced, and fewer, longer chunks write and re-add fewer partial sums
+ * (2 cores, batch 32, paired over 15 rounds: 16 workgroups ran prevq's weight gradient 6% and
+ * res1x1's 8% faster than 64). A GPU (the reg schedule forced there) gets 64.
+ */
+function wgradWorkgroupTarget(): number {
+  if (!rt().caps.isCpu) return 64;
+  const threads = Number(process.env.LP_NUM_THREADS) || availableParallelism();
+  return 8 * Math.max(1, threads);
+}
+
+/**
  * Runs a reg weight-gradient kernel (convw_reg or convw_rows) over its tiles, the iterations
- * (b, qy, position group) split into chunks so that there are some 64 workgroups to spread over
- * the threads and no chunk is much over WGRAD_CHUNK_POSITIONS; returns the chunk count and the
+ * (b, qy, position group) split into chunks so that there are wgradWorkgroupTarget() workgroups
+ * or more and no chunk is much over WGRAD_CHUNK_POSITIONS; returns the chunk count and the
  * partial sums P [S, ROWS, NCG vec4].
  */
 function dispatchRegWgrad(k: Kernel, plan: WindowPlan, a: Tensor, x: Tensor, pass: WgradPass, NGI: number, NCG: number, tileGrid: [number, number]): { S: number; P: Tensor } {
   const KITERS = pass.B * pass.QH * NGI;
   const positions = pass.B * pass.QH * pass.QW;
-  const forThreads = Math.ceil(64 / (tileGrid[0] * tileGrid[1]));
+  const forThreads = Math.ceil(wgradWorkgroupTarget() / (tileGrid[0] * tileGrid[1]));
   let S = Math.max(1, Math.min(KITERS, Math.max(forThreads, Math.round(positions / WGRAD_CHUNK_POSITIONS))));
   const chunk = Math.ceil(KITERS / S);
   S = Math.ceil(KITERS / chunk);

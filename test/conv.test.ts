@@ -162,6 +162,7 @@ const AWKWARD: Case[] = [
   { name: '1x1, Cin 12, Cout 7 (input gradient: row quads, channel tail)', transposed: false, B: 2, CI: 12, IH: 5, IW: 6, CO: 7, KH: 1, KW: 1 },
   { name: '1x1, Cin 8, Cout 16 (weights read as stored)', transposed: false, B: 2, CI: 8, IH: 3, IW: 8, CO: 16, KH: 1, KW: 1 },
   { name: '1x1 s2, Cin 8, Cout 7 on 7x5 (phases no tap reaches)', transposed: false, B: 2, CI: 8, IH: 7, IW: 5, CO: 7, KH: 1, KW: 1, stride: 2 },
+  { name: 'k2x8 p0x1 on 3x9 (weight gradient: two whole tap vec4s per kernel row)', transposed: false, B: 1, CI: 2, IH: 3, IW: 9, CO: 3, KH: 2, KW: 8, padding: [0, 1] },
 ];
 
 t.test('seed model layers at batch 2 match float64 (forward, input, weight and bias gradients)', async (t) => {
