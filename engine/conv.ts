@@ -932,7 +932,7 @@ function runWgrad(a: Tensor, x: Tensor, pass: WgradPass, sched: ConvSchedule): T
     ({ S, P } = dispatchRegWgrad(k, regWgradWindow(v), a, x, pass, NG / UQ, NCG, [Math.ceil(NCG / (8 * CPL)), Math.ceil(pass.ROWS / R)]));
   }
   const N4 = (pass.ROWS * NCOLP) / 4; // vec4s of one chunk's partial sums
-  const u = new Uint32Array([N4, S, N4, 0]);
+  const u = new Uint32Array([N4, S, 0, 0]);
   rt().dispatch(wsumKernel(G, pass.KW), [P.buffer, dw.buffer], u, grid1d(Math.ceil(N4 / 256)));
   P.dispose();
   return dw;
@@ -940,7 +940,6 @@ function runWgrad(a: Tensor, x: Tensor, pass: WgradPass, sched: ConvSchedule): T
 
 /** The chunk-sum kernel for kernel rows of KW taps padded to G vec4s (dW is whole vec4s when KW = 4 G). */
 function wsumKernel(G: number, KW: number): Kernel {
-  const comp = ['x', 'y', 'z', 'w'];
   let store: string;
   if (KW === 4 * G) {
     store = '  dW[i] = s;';

@@ -381,7 +381,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // loads and no index divisions (llvmpipe divides per lane). A thread per weight, with four
 // divisions each, took 0.83 ms at batch 32 for dec1 and 1.64 ms for enc3 on lavapipe; this
 // takes 0.23 and 0.44 ms. Chunks are added in the same order, so results are bitwise the same.
-struct Params { N4: u32, S: u32, PS4: u32, _pad: u32 }
+struct Params { N4: u32, S: u32, _p0: u32, _p1: u32 }  // N4: vec4s of one chunk
 @group(0) @binding(0) var<storage, read> P: array<vec4f>;
 @group(0) @binding(1) var<storage, read_write> dW: array<{{OUT}}>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -391,7 +391,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.N4) { return; }
   var s = vec4f(0.0);
-  for (var c = 0u; c < p.S; c++) { s += P[c * p.PS4 + i]; }
+  for (var c = 0u; c < p.S; c++) { s += P[c * p.N4 + i]; }
 {{STORE}}
 }
 
