@@ -65,7 +65,7 @@ export interface BenchEntry {
   gflops: number;
   gbps: number;
   vs: null | { name: string; median_ms: number; speedup: number };
-  /** 'gpu': median_ms is summed GPU pass time from timestamp queries; 'wall': wall clock. */
+  /** 'gpu': median_ms is GPU time from timestamp queries (Runtime.timeGpu); 'wall': wall clock. */
   timing: 'gpu' | 'wall';
   min_ms: number;
   max_ms: number;

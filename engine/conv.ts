@@ -14,7 +14,7 @@
 // use 'reg' (the 64-row tile would idle). VQ_CONV_SCHEDULE=reg|smem forces one everywhere.
 import { availableParallelism } from 'node:os';
 import { record } from './autograd.js';
-import { grid1d, rt, uniformArrayVec4s, type Kernel } from './runtime.js';
+import { VEC4_TEXTURE_WIDTH, grid1d, rt, uniformArrayVec4s, type Binding, type Kernel } from './runtime.js';
 import { wgslKernel } from './shaders.js';
 import { Tensor, assertDType, empty } from './tensor.js';
 
@@ -165,16 +165,30 @@ function kernelFor(name: string, key: string, code: () => string): Kernel {
 
 const fixedKernel = (section: string) => kernelFor(`conv.${section}`, `conv.${section}`, () => wgslKernel('conv', section, { ENABLE: '' }));
 
-/** Bindings in order (a type starting with 'uniform ' binds a uniform array), then the params. */
+/**
+ * Bindings in order (a type starting with 'uniform ' binds a uniform array; VEC4_TEXTURE, a
+ * vec4 array held in a texture by Runtime.vec4Texture), then the params.
+ */
 function bindings(list: [string, string][]): string {
   const lines = list.map(([name, type], i) => {
     if (type.startsWith('uniform ')) return `@group(0) @binding(${i}) var<uniform> ${name}: ${type.slice(8)};`;
+    if (type === VEC4_TEXTURE) {
+      return [
+        `@group(0) @binding(${i}) var ${name}: texture_storage_2d<rgba32float, read>;`,
+        `fn ${name}_at(i: u32) -> vec4f { return textureLoad(${name}, vec2u(i & ${VEC4_TEXTURE_WIDTH - 1}u, i >> ${Math.log2(VEC4_TEXTURE_WIDTH)}u)); }`,
+      ].join('\n');
+    }
     const access = name === 'Y' || name === 'P' ? 'read_write' : 'read';
     return `@group(0) @binding(${i}) var<storage, ${access}> ${name}: ${type};`;
   });
   lines.push(`@group(0) @binding(${list.length}) var<uniform> p: Params;`);
   return lines.join('\n');
 }
+
+/** The binding type of a vec4 array read through a texture (see bindings and vec4At). */
+const VEC4_TEXTURE = 'vec4 texture';
+/** WGSL for vec4 `index` of array `name`, bound as a storage buffer or (tex) a texture. */
+const vec4At = (name: string, index: string, tex: boolean) => (tex ? `${name}_at(${index})` : `${name}[${index}]`);
 
 const comp = ['x', 'y', 'z', 'w'];
 /** WGSL identifier fragment for a possibly negative integer. */
@@ -442,10 +456,13 @@ interface RegWgrad {
   vecX: boolean;
   ax: number;
   UQ: number;
+  /** Read A4 and X4 through textures (wgradTextures). */
+  texA: boolean;
+  texX: boolean;
 }
 
 function regWgradKey(v: RegWgrad): string {
-  return `convw.reg|R${v.R}|G${v.G}|T${v.T}|C${v.CPL}|S${v.SX}|va${+v.vecA}|vx${v.vecX ? v.ax : '-'}|u${v.UQ}`;
+  return `convw.reg|R${v.R}|G${v.G}|T${v.T}|C${v.CPL}|S${v.SX}|va${+v.vecA}|vx${v.vecX ? v.ax : '-'}|u${v.UQ}|tx${+v.texA}${+v.texX}`;
 }
 
 /** Window offsets d (ix = qx0 * SX + OFFX + 4g + d) of position j and tap t. */
@@ -476,11 +493,12 @@ const WGRAD_PARAMS = `struct Params {
 /** Zeros that pad a T-wide accumulator to the vec4 of a partial-sum column group. */
 const wgradPad = (T: number) => ', 0.0'.repeat(4 - T);
 
-/** Storage bindings of the reg weight-gradient kernels: A, the input X (scalar and/or vec4), P. */
-function wgradBindings(vecA: boolean, plan: WindowPlan): [string, string][] {
-  const binds: [string, string][] = [[vecA ? 'A4' : 'A', vecA ? 'array<vec4f>' : 'array<f32>']];
+/** Bindings of the reg weight-gradient kernels: A, the input X (scalar and/or vec4), P. */
+function wgradBindings(v: { vecA: boolean; texA: boolean; texX: boolean }, plan: WindowPlan): [string, string][] {
+  const vec4 = (tex: boolean) => (tex ? VEC4_TEXTURE : 'array<vec4f>');
+  const binds: [string, string][] = [[v.vecA ? 'A4' : 'A', v.vecA ? vec4(v.texA) : 'array<f32>']];
   if (plan.scalarD.length) binds.push(['X', 'array<f32>']);
-  if (plan.chunks.length) binds.push(['X4', 'array<vec4f>']);
+  if (plan.chunks.length) binds.push(['X4', vec4(v.texX)]);
   binds.push(['P', 'array<vec4f>']);
   return binds;
 }
@@ -515,7 +533,7 @@ function regWgradCode(v: RegWgrad): string {
     for (let jj = 0; jj < J; jj++) {
       const i0 = `(abase + ar_${jj} * p.QH) * p.QW + qx0_${u}`;
       if (v.vecA) {
-        body.push(`    let av_${u}_${jj} = A4[(${i0}) / 4u];`);
+        body.push(`    let av_${u}_${jj} = ${vec4At('A4', `(${i0}) / 4u`, v.texA)};`);
       } else {
         body.push(`    let ai_${u}_${jj} = ${i0};`);
         const parts = [0, 1, 2, 3].map((j) => `select(0.0, A[min(ai_${u}_${jj} + ${j}u, arrayLength(&A) - 1u)], qx0_${u} + ${j}u < p.QW)`);
@@ -528,7 +546,8 @@ function regWgradCode(v: RegWgrad): string {
       body.push(`    let xb_${n} = i32(qx0_${u} * ${v.SX}u + 4u * g_${c}) + p.OFFX;`);
       for (const d0 of chunks) {
         const ix = `xb_${n} + ${d0}`;
-        body.push(`    let xv_${n}_${id(d0)} = select(vec4f(0.0), X4[(xrow_${c} + select(0u, u32(${ix}), ${ix} >= 0 && ${ix} < i32(p.IW))) / 4u], rok_${c} && ${ix} >= 0 && ${ix} < i32(p.IW));`);
+        const x4 = vec4At('X4', `(xrow_${c} + select(0u, u32(${ix}), ${ix} >= 0 && ${ix} < i32(p.IW))) / 4u`, v.texX);
+        body.push(`    let xv_${n}_${id(d0)} = select(vec4f(0.0), ${x4}, rok_${c} && ${ix} >= 0 && ${ix} < i32(p.IW));`);
       }
       for (const d of scalarD) {
         const ix = `xb_${n} + ${d}`;
@@ -568,7 +587,7 @@ function regWgradCode(v: RegWgrad): string {
   return wgslKernel('conv', 'convw_reg', {
     ENABLE: 'enable subgroups;',
     WGRAD_PARAMS,
-    BINDINGS: bindings(wgradBindings(v.vecA, { chunks, inChunk, scalarD })),
+    BINDINGS: bindings(wgradBindings(v, { chunks, inChunk, scalarD })),
     R: v.R,
     UQ: v.UQ,
     AROWS: wgradARows(v.R),
@@ -591,14 +610,17 @@ interface RegWgradRows {
   vecA: boolean;
   vecX: boolean;
   ax: number;
+  /** Read A4 and X4 through textures (wgradTextures). */
+  texA: boolean;
+  texX: boolean;
 }
 
 function regWgradRowsKey(v: RegWgradRows): string {
-  return `convw.rows|R${v.R}|TY${v.TY}|T${v.T}|S${v.SX}|va${+v.vecA}|vx${v.vecX ? v.ax : '-'}`;
+  return `convw.rows|R${v.R}|TY${v.TY}|T${v.T}|S${v.SX}|va${+v.vecA}|vx${v.vecX ? v.ax : '-'}|tx${+v.texA}${+v.texX}`;
 }
 
 function regWgradRowsWindow(v: RegWgradRows): WindowPlan {
-  return regWgradWindow({ R: v.R, G: 1, T: v.T, CPL: 1, SX: v.SX, vecA: v.vecA, vecX: v.vecX, ax: v.ax, UQ: 1 });
+  return regWgradWindow({ R: v.R, G: 1, T: v.T, CPL: 1, SX: v.SX, vecA: v.vecA, vecX: v.vecX, ax: v.ax, UQ: 1, texA: v.texA, texX: v.texX });
 }
 
 function regWgradRowsCode(v: RegWgradRows): string {
@@ -622,7 +644,7 @@ function regWgradRowsCode(v: RegWgradRows): string {
       const ok = `rok_${row} && ${ix} >= 0 && ${ix} < i32(p.IW)`;
       const value = n.scalar
         ? `select(0.0, X[xrow_${row} + u32(clamp(${ix}, 0, i32(p.IW) - 1))], ${ok})`
-        : `select(vec4f(0.0), X4[(xrow_${row} + select(0u, u32(${ix}), ${ix} >= 0 && ${ix} < i32(p.IW))) / 4u], ${ok})`;
+        : `select(vec4f(0.0), ${vec4At('X4', `(xrow_${row} + select(0u, u32(${ix}), ${ix} >= 0 && ${ix} < i32(p.IW))) / 4u`, v.texX)}, ${ok})`;
       out.push(`${indent}${assign ? '' : 'let '}${n.name} = ${value};`);
     }
     return out;
@@ -640,7 +662,7 @@ function regWgradRowsCode(v: RegWgradRows): string {
   for (let jj = 0; jj < J; jj++) {
     const i0 = `(abase + ar_${jj} * p.QH) * p.QW + qx0`;
     if (v.vecA) {
-      body.push(`    let av_${jj} = A4[(${i0}) / 4u];`);
+      body.push(`    let av_${jj} = ${vec4At('A4', `(${i0}) / 4u`, v.texA)};`);
     } else {
       body.push(`    let ai_${jj} = ${i0};`);
       const parts = [0, 1, 2, 3].map((j) => `select(0.0, A[min(ai_${jj} + ${j}u, arrayLength(&A) - 1u)], qx0 + ${j}u < p.QW)`);
@@ -685,7 +707,7 @@ function regWgradRowsCode(v: RegWgradRows): string {
   return wgslKernel('conv', 'convw_rows', {
     ENABLE: 'enable subgroups;',
     WGRAD_PARAMS,
-    BINDINGS: bindings(wgradBindings(v.vecA, { chunks, inChunk, scalarD })),
+    BINDINGS: bindings(wgradBindings(v, { chunks, inChunk, scalarD })),
     R: v.R,
     SX: v.SX,
     AROWS: wgradARows(v.R),
@@ -917,6 +939,7 @@ function runWgrad(a: Tensor, x: Tensor, pass: WgradPass, sched: ConvSchedule): T
     const usage = (c: number) => NCG / (Math.ceil(NCG / (8 * c)) * 8 * c);
     const CPL = [T === 1 ? 4 : 2, 1].find((c) => c === 1 || usage(c) >= 0.75)!;
     const UQ = 1;
+    const tiles: [number, number] = [Math.ceil(NCG / (8 * CPL)), Math.ceil(pass.ROWS / R)];
     const v: RegWgrad = {
       R,
       G,
@@ -927,9 +950,11 @@ function runWgrad(a: Tensor, x: Tensor, pass: WgradPass, sched: ConvSchedule): T
       vecX: pass.IW % 4 === 0,
       ax: mod4(pass.OFFX),
       UQ,
+      // Each lane loads the input rows of its kernel rows: about KH / SY loads per row of X.
+      ...wgradTextures(a, x, tiles[0], tiles[1] * Math.ceil(pass.KH / pass.SY)),
     };
     const k = kernelFor('convw.reg', regWgradKey(v), () => regWgradCode(v));
-    ({ S, P } = dispatchRegWgrad(k, regWgradWindow(v), a, x, pass, NG / UQ, NCG, [Math.ceil(NCG / (8 * CPL)), Math.ceil(pass.ROWS / R)]));
+    ({ S, P } = dispatchRegWgrad(k, regWgradWindow(v), v, a, x, pass, NG / UQ, NCG, tiles));
   }
   const N4 = (pass.ROWS * NCOLP) / 4; // vec4s of one chunk's partial sums
   const u = new Uint32Array([N4, S, 0, 0]);
@@ -955,6 +980,36 @@ function wsumKernel(G: number, KW: number): Kernel {
 }
 
 /**
+ * An operand goes through a texture when each of its vec4s is loaded about this many times:
+ * the copy costs about as much as five storage-buffer loads saved (about 1.6 ns a vec4 at
+ * lavapipe's 10 GB/s, against about 0.3 ns a lane saved per load).
+ */
+const TEXTURE_MIN_LOADS = 4;
+
+/**
+ * Which vec4 operands (A when QW % 4 = 0, X when IW % 4 = 0) a reg weight gradient reads
+ * through textures filled by Runtime.vec4Texture: on a CPU device, where a texel load is a
+ * gather for all lanes and a storage-buffer vec4 a scalar load per lane and component; each
+ * operand whose vec4s are loaded (loadsA, loadsX) at least TEXTURE_MIN_LOADS times each, so
+ * that the copy pays. Measured on lavapipe, copies included, paired over 7-11 rounds against
+ * storage buffers only: 0.75-0.94 of the time at batch 32 and 0.86-0.99 at batch 256 (each
+ * layer); texturing both operands of every layer gained less (enc1, res1x1 and decT2 at
+ * 0.97-1.01, where one operand is loaded once per vec4) and lost on res3x3 at batch 256
+ * (1.05-1.25, its X loaded twice). Env VQ_CONV_WGRAD_TEXTURES: 0 none, or A, X, AX to force.
+ */
+function wgradTextures(a: Tensor, x: Tensor, loadsA: number, loadsX: number): { texA: boolean; texX: boolean } {
+  const r = rt();
+  const env = process.env.VQ_CONV_WGRAD_TEXTURES ?? '';
+  if (!['', '0', 'A', 'X', 'AX'].includes(env)) throw new Error(`VQ_CONV_WGRAD_TEXTURES must be 0, A, X or AX (or unset), got '${env}'`);
+  const on = r.caps.isCpu && env !== '0';
+  const want = (name: string, loads: number) => (env === '' ? loads >= TEXTURE_MIN_LOADS : env.includes(name));
+  return {
+    texA: on && want('A', loadsA) && r.vec4TextureFits(Math.ceil(a.size / 4)),
+    texX: on && want('X', loadsX) && r.vec4TextureFits(Math.ceil(x.size / 4)),
+  };
+}
+
+/**
  * Whether the reg weight gradient walks down the rows (convw_rows): stride-1 kernel rows, at
  * least two of them, one tap group (KW <= 4). Env VQ_CONV_WGRAD_ROWS=0 turns it off.
  */
@@ -967,6 +1022,7 @@ function rowsWgrad(a: Tensor, x: Tensor, pass: WgradPass): { S: number; P: Tenso
   const R = regRows(pass.ROWS);
   const NG = Math.ceil(pass.QW / 4);
   const NCG = pass.KIN * pass.KH;
+  const tiles: [number, number] = [Math.ceil(pass.KIN / 8), Math.ceil(pass.ROWS / R)];
   const v: RegWgradRows = {
     R,
     TY: pass.KH,
@@ -975,13 +1031,18 @@ function rowsWgrad(a: Tensor, x: Tensor, pass: WgradPass): { S: number; P: Tenso
     vecA: pass.QW % 4 === 0,
     vecX: pass.IW % 4 === 0,
     ax: mod4(pass.OFFX),
+    // X through a texture only with the env override: the ring loads one new input row per
+    // iteration (a vec4 and scalars), and a texture for it measured no gain over A's alone
+    // (batch 32 and 256, 9 rounds paired: enc3 0.94 and 0.90 of the buffer kernel's time with
+    // both, 0.88 and 0.83 with A's alone; dec1 the same either way).
+    ...wgradTextures(a, x, tiles[0], 0),
   };
   // A chunk that starts inside a column loads its first rows afresh. Four positions per
   // iteration: eight (fewer accumulator assignments per FMA) measured 10-20% slower on lavapipe
   // at batch 32. Interleaved medians at batch 32 against convw_reg: enc3 62 -> 54 ms, res3x3
   // 18 -> 14 ms, dec1 36 -> 25 ms.
   const k = kernelFor('convw.rows', regWgradRowsKey(v), () => regWgradRowsCode(v));
-  return dispatchRegWgrad(k, regWgradRowsWindow(v), a, x, pass, NG, NCG, [Math.ceil(pass.KIN / 8), Math.ceil(pass.ROWS / R)]);
+  return dispatchRegWgrad(k, regWgradRowsWindow(v), v, a, x, pass, NG, NCG, tiles);
 }
 
 /**
@@ -1013,7 +1074,7 @@ function wgradWorkgroupTarget(): number {
  * or more and no chunk is much over WGRAD_CHUNK_POSITIONS; returns the chunk count and the
  * partial sums P [S, ROWS, NCG vec4].
  */
-function dispatchRegWgrad(k: Kernel, plan: WindowPlan, a: Tensor, x: Tensor, pass: WgradPass, NGI: number, NCG: number, tileGrid: [number, number]): { S: number; P: Tensor } {
+function dispatchRegWgrad(k: Kernel, plan: WindowPlan, v: { vecA: boolean; texA: boolean; texX: boolean }, a: Tensor, x: Tensor, pass: WgradPass, NGI: number, NCG: number, tileGrid: [number, number]): { S: number; P: Tensor } {
   const KITERS = pass.B * pass.QH * NGI;
   const positions = pass.B * pass.QH * pass.QW;
   const forThreads = Math.ceil(wgradWorkgroupTarget() / (tileGrid[0] * tileGrid[1]));
@@ -1028,7 +1089,14 @@ function dispatchRegWgrad(k: Kernel, plan: WindowPlan, a: Tensor, x: Tensor, pas
   const i32 = new Int32Array(u.buffer);
   i32[12] = pass.OFFY;
   i32[13] = pass.OFFX;
-  const buffers = [a.buffer, ...(plan.scalarD.length ? [x.buffer] : []), ...(plan.chunks.length ? [x.buffer] : []), P.buffer];
+  // Textures are filled (a copy each) just before the dispatch: they are scratch, slot by slot.
+  const vec4s = (t: Tensor, tex: boolean, slot: number): Binding => (tex ? rt().vec4Texture(t.buffer, t.size / 4, slot) : t.buffer);
+  const buffers = [
+    v.vecA ? vec4s(a, v.texA, 0) : a.buffer,
+    ...(plan.scalarD.length ? [x.buffer] : []),
+    ...(plan.chunks.length ? [vec4s(x, v.texX, 1)] : []),
+    P.buffer,
+  ];
   rt().dispatch(k, buffers, u, [tileGrid[0], tileGrid[1], S]);
   return { S, P };
 }

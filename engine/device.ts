@@ -39,6 +39,9 @@ export interface Capabilities {
   maxComputeWorkgroupStorageSize: number;
   maxComputeInvocationsPerWorkgroup: number;
   maxComputeWorkgroupsPerDimension: number;
+  maxTextureDimension2D: number;
+  /** WGSL may declare read-only storage textures (texture_storage_2d<rgba32float, read>). */
+  readonlyStorageTextures: boolean;
   features: string[];
 }
 
@@ -123,6 +126,7 @@ export async function createGpu(opts: DeviceOptions = {}): Promise<Gpu> {
     maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
     maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
     maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+    maxTextureDimension2D: l.maxTextureDimension2D,
   };
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
 
@@ -148,6 +152,8 @@ export async function createGpu(opts: DeviceOptions = {}): Promise<Gpu> {
     maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
     maxComputeInvocationsPerWorkgroup: device.limits.maxComputeInvocationsPerWorkgroup,
     maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
+    maxTextureDimension2D: device.limits.maxTextureDimension2D,
+    readonlyStorageTextures: gpu.wgslLanguageFeatures?.has('readonly_and_readwrite_storage_textures') ?? false,
     features: [...adapter.features].sort(),
   };
   const poll = pollRequest ?? (isCpu ? CPU_POLL_INTERVAL_MS : 'spin');

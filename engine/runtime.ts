@@ -16,6 +16,17 @@ export interface Kernel {
 
 export type Grid = [number, number?, number?];
 
+/** A texture view to bind where a kernel declares a texture (see Runtime.vec4Texture). */
+export interface TextureViewBinding {
+  textureView: GPUTextureView;
+}
+
+/** What a dispatch binds: a whole buffer, a range of one, or a texture view. */
+export type Binding = GPUBuffer | GPUBufferBinding | TextureViewBinding;
+
+/** Texels per row of the textures Runtime.vec4Texture fills (vec4 i sits at (i % W, i / W)). */
+export const VEC4_TEXTURE_WIDTH = 1024;
+
 const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment
 const WORKGROUP_LIMIT = 65535;
 /** Bind groups kept at most (a seed-model training step uses about 200). */
@@ -30,6 +41,8 @@ interface Batch {
   pass: GPUComputePassEncoder | null;
   kernels: string[];
   uniformBytes: number;
+  /** A copy was recorded after the last compute pass (timeGpu then closes with an empty pass). */
+  copyLast: boolean;
 }
 
 /** Compute passes one timeGpu call can time (WebGPU query sets hold 4096 timestamps). */
@@ -48,17 +61,19 @@ export class Runtime {
    * buffers every step (at batch 32, 165 of a seed step's 180 dispatches found their group),
    * and createBindGroup was over a third of the JS time of recording a step (Dawn validates
    * every entry): with the cache that time fell from 7.6 to 6.3 ms on lavapipe's host CPU.
-   * Keys name buffers by an id per GPUBuffer object, so a destroyed buffer's groups can never
-   * be hit again; they are dropped when the pool destroys it (so they do not pile up), and the
-   * least recently used beyond BIND_GROUP_CACHE_SIZE. Env VQ_BIND_GROUP_CACHE=0 turns the
-   * cache off.
+   * Keys name buffers (and texture views) by an id per object, so a destroyed buffer's groups
+   * can never be hit again; they are dropped when the pool destroys it (so they do not pile
+   * up), and the least recently used beyond BIND_GROUP_CACHE_SIZE. Env VQ_BIND_GROUP_CACHE=0
+   * turns the cache off.
    */
-  private bindGroups = new Map<string, { group: GPUBindGroup; buffers: number[] }>();
-  private groupsByBuffer = new Map<number, Set<string>>();
-  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private bindGroups = new Map<string, { group: GPUBindGroup; resources: number[] }>();
+  private groupsByResource = new Map<number, Set<string>>();
+  private resourceIds = new WeakMap<GPUBuffer | GPUTextureView, number>();
+  /** Scratch textures of vec4Texture, by slot. */
+  private vec4Textures: { texture: GPUTexture; view: GPUTextureView; rows: number }[] = [];
   /** Ids of pipelines built so far (a rebuilt pipeline gets a new one: it has a new layout). */
   private pipelineIds = 0;
-  private nextBufferId = 1;
+  private nextResourceId = 1;
   /** Whether dispatches reuse cached bind groups (env VQ_BIND_GROUP_CACHE=0: no). */
   cacheBindGroups = process.env.VQ_BIND_GROUP_CACHE !== '0';
   /** Bind groups created and reused so far (for tests and profiling). */
@@ -69,7 +84,11 @@ export class Runtime {
   private errorChecks: Promise<void>[] = [];
   private lost: string | null = null;
   private stagingFree: GPUBuffer[] = [];
-  private timing: { set: GPUQuerySet; used: number; capacity: number; overflow: boolean } | null = null;
+  /**
+   * Timestamp queries of timeGpu: two per compute pass; `batchStart` is the first query index
+   * of the open batch, and `spans` the [first, last] query indices of each submitted batch.
+   */
+  private timing: { set: GPUQuerySet; used: number; capacity: number; overflow: boolean; batchStart: number; spans: [number, number][] } | null = null;
   /** Dispatches recorded and queue submits made since start (for tests and profiling). */
   dispatchCount = 0;
   submitCount = 0;
@@ -136,6 +155,7 @@ export class Runtime {
         pass: null,
         kernels: [],
         uniformBytes: 0,
+        copyLast: false,
       };
     }
     return this.batch;
@@ -155,6 +175,7 @@ export class Runtime {
         t.used += 2;
       }
       b.pass = b.encoder.beginComputePass({ timestampWrites });
+      b.copyLast = false;
       this.passCount++;
     }
     return b.pass;
@@ -165,7 +186,7 @@ export class Runtime {
    * where the shader declares a fixed size, e.g. a uniform array); `params` (if any) binds as a
    * uniform at binding n. `grid` counts workgroups.
    */
-  dispatch(kernel: Kernel, buffers: (GPUBuffer | GPUBufferBinding)[], params: ArrayBufferView | null, grid: Grid): void {
+  dispatch(kernel: Kernel, buffers: Binding[], params: ArrayBufferView | null, grid: Grid): void {
     this.assertAlive();
     const [gx, gy = 1, gz = 1] = grid;
     if (gx === 0 || gy === 0 || gz === 0) return;
@@ -174,7 +195,9 @@ export class Runtime {
     }
     const b = this.openBatch();
     const p = this.pipeline(kernel);
-    const resources: GPUBufferBinding[] = buffers.map((b) => ((b as GPUBufferBinding).buffer ? (b as GPUBufferBinding) : { buffer: b as GPUBuffer }));
+    const resources: (GPUBufferBinding | GPUTextureView)[] = buffers.map((b) =>
+      'textureView' in b ? b.textureView : 'buffer' in b ? b : { buffer: b },
+    );
     if (params) {
       const bytes = new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
       const offset = b.uniformBytes;
@@ -198,15 +221,15 @@ export class Runtime {
   }
 
   /** The bind group of `resources` (bound at 0..n-1) for pipeline `p`, from the cache when it has it. */
-  private bindGroup(p: { layout: GPUBindGroupLayout; id: number }, resources: GPUBufferBinding[], label: string): GPUBindGroup {
+  private bindGroup(p: { layout: GPUBindGroupLayout; id: number }, resources: (GPUBufferBinding | GPUTextureView)[], label: string): GPUBindGroup {
     const create = () => {
       this.bindGroupStats.created++;
       return this.device.createBindGroup({ layout: p.layout, entries: resources.map((resource, binding) => ({ binding, resource })), label });
     };
     if (!this.cacheBindGroups) return create();
-    const ids = resources.map((r) => this.bufferId(r.buffer));
+    const ids = resources.map((r) => this.resourceId('buffer' in r ? r.buffer : r));
     let key = `${p.id}`;
-    resources.forEach((r, i) => (key += `|${ids[i]}@${r.offset ?? 0}+${r.size ?? -1}`));
+    resources.forEach((r, i) => (key += 'buffer' in r ? `|${ids[i]}@${r.offset ?? 0}+${r.size ?? -1}` : `|${ids[i]}`));
     const hit = this.bindGroups.get(key);
     if (hit) {
       this.bindGroupStats.reused++;
@@ -217,19 +240,19 @@ export class Runtime {
     }
     const group = create();
     const held = [...new Set(ids)];
-    this.bindGroups.set(key, { group, buffers: held });
+    this.bindGroups.set(key, { group, resources: held });
     for (const id of held) {
-      let keys = this.groupsByBuffer.get(id);
-      if (!keys) this.groupsByBuffer.set(id, (keys = new Set()));
+      let keys = this.groupsByResource.get(id);
+      if (!keys) this.groupsByResource.set(id, (keys = new Set()));
       keys.add(key);
     }
     if (this.bindGroups.size > BIND_GROUP_CACHE_SIZE) this.dropBindGroup(this.bindGroups.keys().next().value!);
     return group;
   }
 
-  private bufferId(buf: GPUBuffer): number {
-    let id = this.bufferIds.get(buf);
-    if (id === undefined) this.bufferIds.set(buf, (id = this.nextBufferId++));
+  private resourceId(r: GPUBuffer | GPUTextureView): number {
+    let id = this.resourceIds.get(r);
+    if (id === undefined) this.resourceIds.set(r, (id = this.nextResourceId++));
     return id;
   }
 
@@ -237,18 +260,67 @@ export class Runtime {
     const entry = this.bindGroups.get(key);
     if (!entry) return;
     this.bindGroups.delete(key);
-    for (const id of entry.buffers) {
-      const keys = this.groupsByBuffer.get(id);
+    for (const id of entry.resources) {
+      const keys = this.groupsByResource.get(id);
       keys?.delete(key);
-      if (keys?.size === 0) this.groupsByBuffer.delete(id);
+      if (keys?.size === 0) this.groupsByResource.delete(id);
     }
   }
 
-  /** Drops every cached bind group that holds `buf` (called before the buffer is destroyed). */
-  forgetBindGroups(buf: GPUBuffer): void {
-    const id = this.bufferIds.get(buf);
+  /** Drops every cached bind group that holds `r` (called before a buffer or texture is destroyed). */
+  forgetBindGroups(r: GPUBuffer | GPUTextureView): void {
+    const id = this.resourceIds.get(r);
     if (id === undefined) return;
-    for (const key of [...(this.groupsByBuffer.get(id) ?? [])]) this.dropBindGroup(key);
+    for (const key of [...(this.groupsByResource.get(id) ?? [])]) this.dropBindGroup(key);
+  }
+
+  /**
+   * Whether vec4Texture can hold `vec4s` vec4s on this device (rows within the texture size
+   * limit, and WGSL read-only storage textures).
+   */
+  vec4TextureFits(vec4s: number): boolean {
+    return this.caps.readonlyStorageTextures && vec4s > 0 && Math.ceil(vec4s / VEC4_TEXTURE_WIDTH) <= this.caps.maxTextureDimension2D;
+  }
+
+  /**
+   * The first `vec4s` vec4s of `src` as a read-only rgba32float texture for the next dispatches
+   * (kernels declare it `texture_storage_2d<rgba32float, read>`; vec4 i is the texel
+   * (i % VEC4_TEXTURE_WIDTH, i / VEC4_TEXTURE_WIDTH)). Records a copy into scratch texture
+   * `slot`, so the view holds this data only until the next vec4Texture call on that slot: a
+   * kernel reading two operands this way uses two slots. On lavapipe one texel load is a
+   * gather per component for all lanes at once, where a vec4 load from a storage buffer is a
+   * bounds-checked scalar load per lane and component (a load microbenchmark: 1.7x cheaper).
+   */
+  vec4Texture(src: GPUBuffer, vec4s: number, slot: number): TextureViewBinding {
+    this.assertAlive();
+    if (!this.vec4TextureFits(vec4s)) throw new GpuError(`vec4Texture: ${vec4s} vec4s do not fit one texture on this device`);
+    if (vec4s * 16 > src.size) throw new GpuError(`vec4Texture: ${vec4s} vec4s are more than the ${src.size}-byte buffer holds`);
+    const W = VEC4_TEXTURE_WIDTH;
+    const rows = Math.ceil(vec4s / W);
+    let t = this.vec4Textures[slot];
+    if (!t || t.rows < rows) {
+      if (t) {
+        // Recorded work may still read the old texture: submit it before destroying it.
+        this.flush();
+        this.forgetBindGroups(t.view);
+        t.texture.destroy();
+      }
+      const texture = this.device.createTexture({
+        size: [W, rows],
+        format: 'rgba32float',
+        usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
+        label: `vec4-texture-${slot}`,
+      });
+      t = this.vec4Textures[slot] = { texture, view: texture.createView(), rows };
+    }
+    const b = this.openBatch();
+    this.endPassForCopy(b);
+    const full = Math.floor(vec4s / W);
+    const rest = vec4s - full * W;
+    if (full > 0) b.encoder.copyBufferToTexture({ buffer: src, bytesPerRow: W * 16 }, { texture: t.texture }, [W, full]);
+    if (rest > 0) b.encoder.copyBufferToTexture({ buffer: src, offset: full * W * 16, bytesPerRow: W * 16 }, { texture: t.texture, origin: [0, full] }, [rest, 1]);
+    b.kernels.push('vec4-texture');
+    return { textureView: t.view };
   }
 
   /** Cached bind groups now (for tests). */
@@ -256,14 +328,26 @@ export class Runtime {
     return this.bindGroups.size;
   }
 
-  /** Records a buffer-to-buffer copy (ends the open pass). */
-  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
-    this.assertAlive();
-    const b = this.openBatch();
+  /**
+   * Ends the open compute pass before a copy is recorded. While timeGpu times, a batch's first
+   * and last commands are always timed passes (empty ones if need be: see flush), so that the
+   * time of copies before its first dispatch or after its last is counted too.
+   */
+  private endPassForCopy(b: Batch): void {
+    const t = this.timing;
+    if (!b.pass && t && t.used === t.batchStart) this.openPass(b);
     if (b.pass) {
       b.pass.end();
       b.pass = null;
     }
+    b.copyLast = true;
+  }
+
+  /** Records a buffer-to-buffer copy (ends the open pass). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.assertAlive();
+    const b = this.openBatch();
+    this.endPassForCopy(b);
     b.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
     b.kernels.push('copy');
   }
@@ -273,7 +357,11 @@ export class Runtime {
     const b = this.batch;
     if (!b) return;
     this.batch = null;
+    const t = this.timing;
+    if (t && b.copyLast && !b.pass) this.openPass(b);
     if (b.pass) b.pass.end();
+    if (t && t.used > t.batchStart) t.spans.push([t.batchStart, t.used - 1]);
+    if (t) t.batchStart = t.used;
     if (b.uniformBytes > 0) {
       this.device.queue.writeBuffer(this.uniformArena, 0, this.uniformStaging, 0, b.uniformBytes);
     }
@@ -369,8 +457,9 @@ export class Runtime {
   }
 
   /**
-   * GPU time in ms of the work `fn` records, from timestamp queries on each compute pass
-   * (summed), or null when the device has no timestamp queries.
+   * GPU time in ms of the work `fn` records, or null when the device has no timestamp queries:
+   * per submitted batch, from the start of its first compute pass to the end of its last (so
+   * copies recorded between passes count), summed over batches.
    */
   async timeGpu(fn: () => void): Promise<number | null> {
     if (!this.caps.timestampQuery) {
@@ -382,7 +471,7 @@ export class Runtime {
     // Two timestamps per compute pass (one pass per batch of dispatches); WebGPU allows 4096.
     const capacity = 2 * MAX_TIMED_PASSES;
     const set = this.device.createQuerySet({ type: 'timestamp', count: capacity });
-    const timing = { set, used: 0, capacity, overflow: false };
+    const timing = { set, used: 0, capacity, overflow: false, batchStart: 0, spans: [] as [number, number][] };
     this.timing = timing;
     try {
       fn();
@@ -410,7 +499,7 @@ export class Runtime {
     resolve.destroy();
     set.destroy();
     let ns = 0n;
-    for (let i = 0; i + 1 < used; i += 2) if (raw[i + 1] > raw[i]) ns += raw[i + 1] - raw[i];
+    for (const [first, last] of timing.spans) if (raw[last] > raw[first]) ns += raw[last] - raw[first];
     return Number(ns) / 1e6;
   }
 

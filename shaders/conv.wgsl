@@ -27,6 +27,9 @@
 //     they share once, aligned vec4s where whole; a weight gradient with stride-1 kernel rows
 //     (convw_rows) instead gives each lane all kernel rows of one input channel and walks down
 //     the output rows, loading one new input row per iteration;
+//   * weight gradients may bind A4 and X4 as rgba32float textures (engine/conv.ts emits
+//     A4_at(i) = textureLoad in place of A4[i]): there a texel load is one gather per
+//     component for all 8 lanes, so operands loaded many times per vec4 are copied into one;
 //   * each accumulator is assigned once per loop iteration (every assignment inside a loop is a
 //     load, a masked blend and a store there).
 // "smem": the classic 64x64 workgroup tile with 16-deep slices of A and B staged in workgroup

@@ -261,6 +261,47 @@ t.test('packed weights up to 64 KiB bind as a uniform array (reg), with the same
   }
 });
 
+const noTextures = noReg || (runtime.caps.readonlyStorageTextures ? false : 'this device has no read-only storage textures');
+t.test('reg weight gradients read through textures equal those read from storage buffers, bitwise', { skip: noTextures }, async (t) => {
+  // Count the operands copied into textures (the real calls, counted).
+  const vec4Texture = runtime.vec4Texture.bind(runtime);
+  let copies = 0;
+  runtime.vec4Texture = (src, n, slot) => {
+    copies++;
+    return vec4Texture(src, n, slot);
+  };
+  try {
+    for (const [i, c] of [...SEED.map(small), ...AWKWARD].entries()) {
+      const d = makeData(c, 900 + i);
+      const outs: Float32Array[] = [];
+      const used: number[] = [];
+      for (const value of ['AX', '0']) {
+        process.env.VQ_CONV_WGRAD_TEXTURES = value;
+        const before = copies;
+        const x = tensor(d.x, [c.B, c.CI, c.IH, c.IW]);
+        const w = tensor(d.w, wShape(c));
+        const dy = tensor(d.dy, d.yShape);
+        const dw = c.transposed
+          ? C.convTranspose2dWeightGrad(dy, x, C.convTranspose2dGeom(x, w, null, { stride: c.stride, padding: c.padding, outputPadding: c.outputPadding }), 'reg')
+          : C.conv2dWeightGrad(dy, x, C.conv2dGeom(x, w, null, { stride: c.stride, padding: c.padding }), 'reg');
+        outs.push((await dw.read()) as Float32Array);
+        used.push(copies - before);
+        for (const v of [x, w, dy, dw]) v.dispose();
+      }
+      t.equal(used[1], 0, `${c.name}: no textures when turned off`);
+      // A vec4 operand needs rows (A: QW) or input rows (X: IW) a multiple of 4 wide.
+      const OW = d.yShape[3];
+      const vecA = (c.transposed ? c.IW : OW) % 4 === 0;
+      const vecX = (c.transposed ? OW : c.IW) % 4 === 0;
+      if (vecA || vecX) t.ok(used[0] > 0, `${c.name}: ${used[0]} operand(s) read through textures`);
+      assertBitwise(t, outs[0], outs[1], `${c.name}: the same weight gradient`);
+    }
+  } finally {
+    delete process.env.VQ_CONV_WGRAD_TEXTURES;
+    runtime.vec4Texture = vec4Texture;
+  }
+});
+
 t.test('1x1 weights read as stored (no repack) give the results of repacked ones, bitwise', { skip: noReg }, async (t) => {
   // Forward with [ROWS, KIN] as packed; input gradient with [KIN, ROWS] read as row quads (with
   // rows past ROWS in the last tile, and a channel tail).
