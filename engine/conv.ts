@@ -199,8 +199,8 @@ const mod4 = (v: number) => ((v % 4) + 4) % 4;
 
 /**
  * How a lane loads its input window: offsets d (relative to an aligned base, see callers) that
- * fall in an aligned vec4 chunk with at least 3 used values load as one vec4 (vecX only; ax is
- * the base's offset mod 4), the rest as scalars.
+ * fall in an aligned vec4 chunk with at least `minUsed` used values load as one vec4 (vecX
+ * only; ax is the base's offset mod 4), the rest as scalars.
  */
 interface WindowPlan {
   chunks: number[];
@@ -208,7 +208,7 @@ interface WindowPlan {
   scalarD: number[];
 }
 
-function windowPlan(ds: Set<number>, vecX: boolean, ax: number): WindowPlan {
+function windowPlan(ds: Set<number>, vecX: boolean, ax: number, minUsed = 3): WindowPlan {
   const D = [...ds].sort((a, b) => a - b);
   const chunks: number[] = [];
   const inChunk = new Map<number, [number, number]>();
@@ -216,7 +216,7 @@ function windowPlan(ds: Set<number>, vecX: boolean, ax: number): WindowPlan {
     const start0 = D[0] - mod4(ax + D[0]);
     for (let d0 = start0; d0 <= D[D.length - 1]; d0 += 4) {
       const used = [0, 1, 2, 3].filter((i) => ds.has(d0 + i));
-      if (used.length >= 3) {
+      if (used.length >= minUsed) {
         chunks.push(d0);
         for (const i of used) inChunk.set(d0 + i, [d0, i]);
       }
@@ -469,7 +469,9 @@ function regWgradKey(v: RegWgrad): string {
 function regWgradWindow(v: RegWgrad): WindowPlan {
   const ds = new Set<number>();
   for (let j = 0; j < 4; j++) for (let t = 0; t < v.T; t++) ds.add(j * v.SX + t);
-  return windowPlan(ds, v.vecX, v.ax);
+  // From a texture every value comes in a vec4 load (one gather per component for all lanes,
+  // where a scalar storage load is a load per lane).
+  return windowPlan(ds, v.vecX, v.ax, v.texX ? 1 : 3);
 }
 
 /** Rows of A each lane loads for its subgroup (clamped: rows past ROWS are never stored). */
