@@ -765,7 +765,10 @@ function packWeights(w: Tensor, pass: ConvPass, rowsPadded: number, chan: boolea
     pass.ROWS, rowsPadded, pass.KIN, kinp, pass.TY, pass.TX, txp, pass.KH,
     pass.KW, pass.KY0, pass.KX0, pass.TSY, pass.TSX, pass.kinMajor ? 1 : 0, chan ? 1 : 0, total,
   ]);
-  rt().dispatch(fixedKernel('pack'), [w.buffer, out.buffer], u, grid1d(Math.ceil(total / 256)));
+  // KIN4 is used only with chan (KINP a multiple of 4 there); the other branch must still compile.
+  const dims = { TXP: txp, TY: pass.TY, KINP: kinp, KIN4: Math.ceil(kinp / 4) };
+  const k = kernelFor('conv.pack', `conv.pack|${txp}|${pass.TY}|${kinp}`, () => wgslKernel('conv', 'pack', { ENABLE: '', ...dims }));
+  rt().dispatch(k, [w.buffer, out.buffer], u, grid1d(Math.ceil(total / 256)));
   return out;
 }
 
