@@ -996,11 +996,12 @@ const TEXTURE_MIN_LOADS = 4;
  * through textures filled by Runtime.vec4Texture: on a CPU device, where a texel load is a
  * gather for all lanes and a storage-buffer vec4 a scalar load per lane and component; each
  * operand whose vec4s are loaded (loadsA, loadsX) at least TEXTURE_MIN_LOADS times each, so
- * that the copy pays. Measured on lavapipe, copies included, paired over 7-11 rounds against
- * storage buffers only: 0.75-0.94 of the time at batch 32 and 0.86-0.99 at batch 256 (each
- * layer); texturing both operands of every layer gained less (enc1, res1x1 and decT2 at
- * 0.97-1.01, where one operand is loaded once per vec4) and lost on res3x3 at batch 256
- * (1.05-1.25, its X loaded twice). Env VQ_CONV_WGRAD_TEXTURES: 0 none, or A, X, AX to force.
+ * that the copy pays. Measured on lavapipe, copies included, paired over 9 rounds against
+ * storage buffers only: 0.66-0.90 of the time at batch 32 and 0.81-0.92 at batch 256 (each
+ * seed layer); texturing both operands of every layer gained less (enc1 1.08 and decT2 0.95
+ * at batch 256, where A is loaded once per vec4) and lost on res3x3 at batch 256 in an
+ * earlier run (1.05-1.25, its X loaded twice). Env VQ_CONV_WGRAD_TEXTURES: 0 none, or A, X,
+ * AX to force.
  */
 function wgradTextures(a: Tensor, x: Tensor, loadsA: number, loadsX: number): { texA: boolean; texX: boolean } {
   const r = rt();
