@@ -956,7 +956,7 @@ function runWgrad(a: Tensor, x: Tensor, pass: WgradPass, sched: ConvSchedule): T
       ax: mod4(pass.OFFX),
       UQ,
       // Each lane loads the input rows of its kernel rows: about KH / SY loads per row of X.
-      ...wgradTextures(a, x, tiles[0], tiles[1] * Math.ceil(pass.KH / pass.SY)),
+      ...wgradTextures(a, x, pass, tiles[0], tiles[1] * Math.ceil(pass.KH / pass.SY)),
     };
     const k = kernelFor('convw.reg', regWgradKey(v), () => regWgradCode(v));
     ({ S, P } = dispatchRegWgrad(k, regWgradWindow(v), v, a, x, pass, NG / UQ, NCG, tiles));
@@ -1003,15 +1003,15 @@ const TEXTURE_MIN_LOADS = 4;
  * earlier run (1.05-1.25, its X loaded twice). Env VQ_CONV_WGRAD_TEXTURES: 0 none, or A, X,
  * AX to force.
  */
-function wgradTextures(a: Tensor, x: Tensor, loadsA: number, loadsX: number): { texA: boolean; texX: boolean } {
+function wgradTextures(a: Tensor, x: Tensor, pass: WgradPass, loadsA: number, loadsX: number): { texA: boolean; texX: boolean } {
   const r = rt();
   const env = process.env.VQ_CONV_WGRAD_TEXTURES ?? '';
   if (!['', '0', 'A', 'X', 'AX'].includes(env)) throw new Error(`VQ_CONV_WGRAD_TEXTURES must be 0, A, X or AX (or unset), got '${env}'`);
   const on = r.caps.isCpu && env !== '0';
   const want = (name: string, loads: number) => (env === '' ? loads >= TEXTURE_MIN_LOADS : env.includes(name));
   return {
-    texA: on && want('A', loadsA) && r.vec4TextureFits(Math.ceil(a.size / 4)),
-    texX: on && want('X', loadsX) && r.vec4TextureFits(Math.ceil(x.size / 4)),
+    texA: on && pass.QW % 4 === 0 && want('A', loadsA) && r.vec4TextureFits(a.size / 4),
+    texX: on && pass.IW % 4 === 0 && want('X', loadsX) && r.vec4TextureFits(x.size / 4),
   };
 }
 
@@ -1037,11 +1037,11 @@ function rowsWgrad(a: Tensor, x: Tensor, pass: WgradPass): { S: number; P: Tenso
     vecA: pass.QW % 4 === 0,
     vecX: pass.IW % 4 === 0,
     ax: mod4(pass.OFFX),
-    // X through a texture only with the env override: the ring loads one new input row per
-    // iteration (a vec4 and scalars), and a texture for it measured no gain over A's alone
-    // (batch 32 and 256, 9 rounds paired: enc3 0.94 and 0.90 of the buffer kernel's time with
-    // both, 0.88 and 0.83 with A's alone; dec1 the same either way).
-    ...wgradTextures(a, x, tiles[0], 0),
+    // X through a texture only with the env override: the ring loads each input row once per
+    // row tile, and a texture for it measured no gain over A's alone (batch 32 and 256, 9
+    // rounds paired against storage buffers: enc3 0.92 and 0.95 with both, 0.90 and 0.89 with
+    // A's alone; dec1 0.88 and 0.91 either way).
+    ...wgradTextures(a, x, pass, tiles[0], 0),
   };
   // A chunk that starts inside a column loads its first rows afresh. Four positions per
   // iteration: eight (fewer accumulator assignments per FMA) measured 10-20% slower on lavapipe
@@ -1080,7 +1080,7 @@ function wgradWorkgroupTarget(): number {
  * or more and no chunk is much over WGRAD_CHUNK_POSITIONS; returns the chunk count and the
  * partial sums P [S, ROWS, NCG vec4].
  */
-function dispatchRegWgrad(k: Kernel, plan: WindowPlan, v: { vecA: boolean; texA: boolean; texX: boolean }, a: Tensor, x: Tensor, pass: WgradPass, NGI: number, NCG: number, tileGrid: [number, number]): { S: number; P: Tensor } {
+function dispatchRegWgrad(k: Kernel, plan: WindowPlan, v: { texA: boolean; texX: boolean }, a: Tensor, x: Tensor, pass: WgradPass, NGI: number, NCG: number, tileGrid: [number, number]): { S: number; P: Tensor } {
   const KITERS = pass.B * pass.QH * NGI;
   const positions = pass.B * pass.QH * pass.QW;
   const forThreads = Math.ceil(wgradWorkgroupTarget() / (tileGrid[0] * tileGrid[1]));
@@ -1096,11 +1096,11 @@ function dispatchRegWgrad(k: Kernel, plan: WindowPlan, v: { vecA: boolean; texA:
   i32[12] = pass.OFFY;
   i32[13] = pass.OFFX;
   // Textures are filled (a copy each) just before the dispatch: they are scratch, slot by slot.
-  const vec4s = (t: Tensor, tex: boolean, slot: number): Binding => (tex ? rt().vec4Texture(t.buffer, t.size / 4, slot) : t.buffer);
+  const operand = (t: Tensor, tex: boolean, slot: number): Binding => (tex ? rt().vec4Texture(t.buffer, t.size / 4, slot) : t.buffer);
   const buffers = [
-    v.vecA ? vec4s(a, v.texA, 0) : a.buffer,
+    operand(a, v.texA, 0),
     ...(plan.scalarD.length ? [x.buffer] : []),
-    ...(plan.chunks.length ? [vec4s(x, v.texX, 1)] : []),
+    ...(plan.chunks.length ? [operand(x, v.texX, 1)] : []),
     P.buffer,
   ];
   rt().dispatch(k, buffers, u, [tileGrid[0], tileGrid[1], S]);

@@ -358,7 +358,7 @@ export class Runtime {
     if (!b) return;
     this.batch = null;
     const t = this.timing;
-    if (t && b.copyLast && !b.pass) this.openPass(b);
+    if (t && b.copyLast) this.openPass(b);
     if (b.pass) b.pass.end();
     if (t && t.used > t.batchStart) t.spans.push([t.batchStart, t.used - 1]);
     if (t) t.batchStart = t.used;
