@@ -10,7 +10,7 @@
 //   --list           list the cases and exit
 // Environment: VQ_MATMUL_SCHEDULE=reg|smem (and VQ_MATMUL_TILE=RxC) pick matmul variants.
 import { writeFileSync } from 'node:fs';
-import { init } from '../engine/runtime.js';
+import { init } from '../engine/node.js';
 import { gemmTile, gemmTileKey } from '../engine/matmul.js';
 import { type BenchCase, type BenchEntry, formatTable, formatWgradVsForward, runCase, runInterleaved } from './harness.js';
 

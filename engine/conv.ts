@@ -12,7 +12,7 @@
 // Schedules: 'reg' for CPU Vulkan devices (subgroup broadcast, no workgroup memory; see the
 // shader header for why), 'smem' for GPUs, where passes with at most 8 output channels still
 // use 'reg' (the 64-row tile would idle). VQ_CONV_SCHEDULE=reg|smem forces one everywhere.
-import { availableParallelism } from 'node:os';
+import { flags } from './flags.js';
 import { record } from './autograd.js';
 import { VEC4_TEXTURE_WIDTH, grid1d, rt, uniformArrayVec4s, type Binding, type Kernel } from './runtime.js';
 import { wgslKernel } from './shaders.js';
@@ -39,9 +39,9 @@ function regAvailable(): boolean {
   return caps.subgroups && caps.subgroupMinSize >= 8;
 }
 
-/** The schedule the conv kernels use now: env VQ_CONV_SCHEDULE, else 'reg' on CPU devices. */
+/** The schedule the conv kernels use now: flag convSchedule, else 'reg' on CPU devices. */
 export function convSchedule(): ConvSchedule {
-  const env = process.env.VQ_CONV_SCHEDULE;
+  const env = flags().convSchedule;
   const caps = rt().caps;
   const regOk = regAvailable();
   if (env === 'reg') {
@@ -51,7 +51,6 @@ export function convSchedule(): ConvSchedule {
     return 'reg';
   }
   if (env === 'smem') return 'smem';
-  if (env) throw new Error(`VQ_CONV_SCHEDULE must be 'reg' or 'smem', not '${env}'`);
   return caps.isCpu && regOk ? 'reg' : 'smem';
 }
 
@@ -776,7 +775,7 @@ function packWeights(w: Tensor, pass: ConvPass, rowsPadded: number, chan: boolea
 function runConvPass(x: Tensor, w: Tensor, bias: Tensor | null, y: Tensor, pass: ConvPass, relu: boolean, sched: ConvSchedule): void {
   // With few output channels the smem tile (64 of them) idles; on an H200 the reg kernel ran
   // such passes (3 channels: the first conv's input gradient, the last convT) 4-8x faster.
-  if (sched === 'smem' && pass.ROWS <= 8 && !process.env.VQ_CONV_SCHEDULE && regAvailable()) sched = 'reg';
+  if (sched === 'smem' && pass.ROWS <= 8 && flags().convSchedule === 'auto' && regAvailable()) sched = 'reg';
   if (sched === 'smem') {
     const wp = packWeights(w, pass, pass.ROWS, false, pass.TX);
     const MTOT = pass.B * pass.QH * pass.QW;
@@ -862,8 +861,8 @@ function runConvPass(x: Tensor, w: Tensor, bias: Tensor | null, y: Tensor, pass:
   if (wp !== w) wp.dispose();
 }
 
-/** Env VQ_CONV_REPACK_1X1=1: repack 1x1 weights as other kernels' (for tests and A/B runs). */
-const repack1x1Forced = () => process.env.VQ_CONV_REPACK_1X1 === '1';
+/** Flag convRepack1x1 (VQ_CONV_REPACK_1X1=1): repack 1x1 weights as other kernels' (for tests and A/B runs). */
+const repack1x1Forced = () => flags().convRepack1x1;
 
 /**
  * The uniform array (vec4s) that packed weights of `floats` values in a buffer of `bufferBytes`
@@ -871,10 +870,10 @@ const repack1x1Forced = () => process.env.VQ_CONV_REPACK_1X1 === '1';
  * lane's weight loads are half the loads of a 1x1 pass. Measured on lavapipe (21 interleaved
  * rounds, median and min): the four 1x1 passes 4-17% faster at batch 32 and 256 (res1x1 fwd
  * b32 4.68 -> 3.89 ms, min 2.46 -> 2.17; prevq dgrad b32 6.68 -> 5.60, min 4.05 -> 3.59).
- * Env VQ_CONV_UNIFORM_WEIGHTS=0 turns it off.
+ * Flag convUniformWeights (VQ_CONV_UNIFORM_WEIGHTS=0) turns it off.
  */
 export function uniformWeightVec4s(floats: number, bufferBytes: number): number {
-  return process.env.VQ_CONV_UNIFORM_WEIGHTS === '0' ? 0 : uniformArrayVec4s(floats, bufferBytes);
+  return flags().convUniformWeights ? uniformArrayVec4s(floats, bufferBytes) : 0;
 }
 
 /** Grid for `tiles` position tiles (over x, and z beyond 65535) by `rowTiles` row tiles (y). */
@@ -1000,15 +999,14 @@ const TEXTURE_MIN_LOADS = 4;
  * storage buffers only: 0.66-0.90 of the time at batch 32 and 0.81-0.92 at batch 256 (each
  * seed layer); texturing both operands of every layer gained less (enc1 1.08 and decT2 0.95
  * at batch 256, where A is loaded once per vec4) and lost on res3x3 at batch 256 in an
- * earlier run (1.05-1.25, its X loaded twice). Env VQ_CONV_WGRAD_TEXTURES: 0 none, or A, X,
+ * earlier run (1.05-1.25, its X loaded twice). Flag convWgradTextures (VQ_CONV_WGRAD_TEXTURES): 0 none, or A, X,
  * AX to force.
  */
 function wgradTextures(a: Tensor, x: Tensor, pass: WgradPass, loadsA: number, loadsX: number): { texA: boolean; texX: boolean } {
   const r = rt();
-  const env = process.env.VQ_CONV_WGRAD_TEXTURES ?? '';
-  if (!['', '0', 'A', 'X', 'AX'].includes(env)) throw new Error(`VQ_CONV_WGRAD_TEXTURES must be 0, A, X or AX (or unset), got '${env}'`);
+  const env = flags().convWgradTextures;
   const on = r.caps.isCpu && env !== '0';
-  const want = (name: string, loads: number) => (env === '' ? loads >= TEXTURE_MIN_LOADS : env.includes(name));
+  const want = (name: string, loads: number) => (env === 'auto' ? loads >= TEXTURE_MIN_LOADS : env.includes(name));
   return {
     texA: on && pass.QW % 4 === 0 && want('A', loadsA) && r.vec4TextureFits(a.size / 4),
     texX: on && pass.IW % 4 === 0 && want('X', loadsX) && r.vec4TextureFits(x.size / 4),
@@ -1017,10 +1015,10 @@ function wgradTextures(a: Tensor, x: Tensor, pass: WgradPass, loadsA: number, lo
 
 /**
  * Whether the reg weight gradient walks down the rows (convw_rows): stride-1 kernel rows, at
- * least two of them, one tap group (KW <= 4). Env VQ_CONV_WGRAD_ROWS=0 turns it off.
+ * least two of them, one tap group (KW <= 4). Flag convWgradRows (VQ_CONV_WGRAD_ROWS=0) turns it off.
  */
 function rowsWgradApplies(pass: WgradPass): boolean {
-  return pass.SY === 1 && pass.KH >= 2 && pass.KW <= 4 && process.env.VQ_CONV_WGRAD_ROWS !== '0';
+  return pass.SY === 1 && pass.KH >= 2 && pass.KW <= 4 && flags().convWgradRows;
 }
 
 /** Partial sums P [S chunks, ROWS, KIN * KH columns of vec4] of the weight gradient by convw_rows. */
@@ -1070,8 +1068,7 @@ const WGRAD_CHUNK_POSITIONS = 4096;
  */
 function wgradWorkgroupTarget(): number {
   if (!rt().caps.isCpu) return 64;
-  const threads = Number(process.env.LP_NUM_THREADS) || availableParallelism();
-  return 8 * Math.max(1, threads);
+  return 8 * rt().caps.hostThreads;
 }
 
 /**

@@ -1,26 +1,25 @@
-// One WebGPU device per process (by default), acquired through Dawn's Node bindings.
-// Capabilities (features, limits, CPU vs discrete GPU) are exposed so kernels can pick a
-// schedule per device.
-import { create, globals } from 'webgpu';
-import { CPU_POLL_INTERVAL_MS, restoreDawnPolling, throttleDawnPolling } from './dawn_poll.js';
+// The WebGPU device the engine runs on, from whatever entry point the platform offers: a
+// browser's `navigator.gpu`, Dawn's in Node (engine/node.ts passes it in), or a device the
+// caller already has. Capabilities (features, limits, CPU vs discrete GPU) are exposed so
+// kernels can pick a schedule per device. Nothing here is platform-specific.
 
-// WebGPU's global constants (GPUBufferUsage, GPUMapMode, ...) for every module of the engine.
-Object.assign(globalThis, globals);
-
-export interface DeviceOptions {
-  /** Substring of the adapter's name (Dawn's `adapter=` flag). Env: VQ_ADAPTER. */
-  adapter?: string;
-  /** Dawn backend: 'vulkan' (default on Linux), 'metal', 'd3d12', 'opengl'. Env: VQ_BACKEND. */
-  backend?: string;
+export interface InitOptions {
+  /** The WebGPU entry point (`navigator.gpu` when omitted; engine/node.ts passes Dawn's). */
+  gpu?: GPU;
+  /** Run on this device instead of requesting one (the caller keeps ownership of it). */
+  device?: GPUDevice;
+  /** The adapter `device` came from (for its name and subgroup sizes); optional. */
+  deviceAdapter?: GPUAdapter;
   powerPreference?: GPUPowerPreference;
-  /** Extra Dawn flags passed to create(). */
-  dawnFlags?: string[];
   /**
-   * How Dawn polls for finished GPU work (see dawn_poll.ts): 'spin' (Dawn's own setImmediate
-   * loop) or a timer interval in ms. Default: 1 ms on CPU devices, 'spin' on GPUs.
-   * Env: VQ_DAWN_POLL.
+   * Host threads that a CPU device's driver spreads work over (kernels size their grids by it).
+   * Default: `navigator.hardwareConcurrency`, else 1; Node passes LP_NUM_THREADS or its core count.
    */
-  dawnPoll?: 'spin' | number;
+  hostThreads?: number;
+  /** Called once if the device is lost (not when destroyed through destroyGpu); init() then makes a new one. */
+  onDeviceLost?: (message: string) => void;
+  /** What to tell a person when no adapter is found (platform-specific advice). */
+  noAdapterHint?: string;
 }
 
 export interface Capabilities {
@@ -42,12 +41,16 @@ export interface Capabilities {
   maxTextureDimension2D: number;
   /** WGSL may declare read-only storage textures (texture_storage_2d<rgba32float, read>). */
   readonlyStorageTextures: boolean;
+  /** Host threads a CPU device's driver works with (see InitOptions.hostThreads). */
+  hostThreads: number;
+  /** The device runs with WebGPU's default limits: requestDevice refused the adapter's. */
+  defaultLimits: boolean;
   features: string[];
 }
 
 export interface Gpu {
   device: GPUDevice;
-  adapter: GPUAdapter;
+  adapter: GPUAdapter | null;
   caps: Capabilities;
 }
 
@@ -55,127 +58,108 @@ export class NoGpuError extends Error {
   override name = 'NoGpuError';
 }
 
-const FIX_HINT =
-  'On Linux without a GPU install a CPU Vulkan driver (Mesa lavapipe) ' +
-  'and the Vulkan loader: `npm run setup:vulkan` (runs `bash scripts/setup-vulkan.sh`; needs root ' +
-  'or sudo; on Debian 12 it takes Mesa from bookworm-backports). With a GPU, install its Vulkan ' +
-  'driver. Set VQ_ADAPTER to pick an adapter by name.';
+/** Where WebGPU is found in browsers (shown when `navigator.gpu` is missing). */
+export const BROWSER_WEBGPU_HINT =
+  'WebGPU is in Chrome and Edge 113+ (on Linux start them with --enable-unsafe-webgpu ' +
+  '--enable-features=Vulkan), Safari 26+ and Firefox 141+ on Windows; it needs a secure ' +
+  'context (https:// or http://localhost). In Node.js, import the engine through its Node ' +
+  "entry (`import { init } from 'vqvae-webgpu'` resolves to it), which starts Dawn.";
 
-let pending: Promise<Gpu> | null = null;
-let current: Gpu | null = null;
+/** Limits the engine asks for: the adapter's own, larger than WebGPU's defaults where it has them. */
+const WANTED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupsPerDimension',
+  'maxTextureDimension2D',
+] as const;
 
-/** The process-wide device, created on first use. */
-export function getGpu(opts: DeviceOptions = {}): Promise<Gpu> {
-  if (!pending) {
-    pending = createGpu(opts).then(
-      (g) => (current = g),
-      (e) => {
-        pending = null;
-        throw e;
-      },
-    );
+const WANTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
+
+/** Requests an adapter and device (or takes the given device) and reads its capabilities. */
+export async function createGpu(opts: InitOptions = {}): Promise<Gpu> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU; hardwareConcurrency?: number } }).navigator;
+  const gpu = opts.gpu ?? nav?.gpu;
+  const hostThreads = Math.max(1, Math.floor(opts.hostThreads ?? nav?.hardwareConcurrency ?? 1));
+  if (opts.device) {
+    const adapter = opts.deviceAdapter ?? null;
+    return { device: opts.device, adapter, caps: capabilities(opts.device, adapter, gpu, hostThreads, false) };
   }
-  return pending;
-}
+  if (!gpu) throw new NoGpuError(`This environment has no WebGPU (navigator.gpu is undefined). ${BROWSER_WEBGPU_HINT}`);
 
-/** The device if it was created already (synchronous access for ops). */
-export function currentGpu(): Gpu {
-  if (!current) throw new Error('The GPU is not initialised: `await init()` before running ops.');
-  return current;
-}
-
-export async function createGpu(opts: DeviceOptions = {}): Promise<Gpu> {
-  const adapterName = opts.adapter ?? process.env.VQ_ADAPTER;
-  const backend = opts.backend ?? process.env.VQ_BACKEND;
-  const pollRequest = parseDawnPoll(opts.dawnPoll ?? process.env.VQ_DAWN_POLL);
-  const flags = ['disable-dawn-features=timestamp_quantization', ...(opts.dawnFlags ?? [])];
-  if (adapterName) flags.push(`adapter=${adapterName}`);
-  if (backend) flags.push(`backend=${backend}`);
-  process.env.XDG_RUNTIME_DIR ??= '/tmp';
-
-  let gpu: GPU;
-  try {
-    gpu = create(flags) as GPU;
-  } catch (e) {
-    throw new NoGpuError(`${FIX_HINT}\n(Dawn failed to start: ${(e as Error).message})`);
-  }
-  // Dawn's instance must stay reachable from a global while its devices live, or the
-  // process crashes at random once it is garbage-collected.
-  (globalThis as any).navigator = { ...((globalThis as any).navigator ?? {}), gpu };
-  (globalThis as any).__vqDawnInstance = gpu;
-
-  const what = adapterName ? ` matching VQ_ADAPTER="${adapterName}"` : '';
   let adapter: GPUAdapter | null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference });
   } catch (e) {
-    // Dawn throws (listing the adapters it has) when the named adapter or backend is absent.
-    throw new NoGpuError(`No WebGPU adapter${what} was found (${(e as Error).message.trim().replace(/\s*\n\s*/g, '; ')}). ${FIX_HINT}`);
+    // Dawn throws (listing the adapters it has) when a named adapter or backend is absent.
+    throw new NoGpuError(`No WebGPU adapter was found (${oneLine((e as Error).message)}). ${opts.noAdapterHint ?? ''}`.trim());
   }
-  if (!adapter) throw new NoGpuError(`No WebGPU adapter${what} was found. ${FIX_HINT}`);
+  if (!adapter) {
+    throw new NoGpuError(
+      `No WebGPU adapter was found: WebGPU is present but offered no adapter (no usable GPU driver, or the GPU is blocklisted). ${opts.noAdapterHint ?? 'In Chrome see chrome://gpu; on Linux try --enable-features=Vulkan.'}`,
+    );
+  }
 
-  const wanted: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
-  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
-  const l = adapter.limits;
-  const requiredLimits: Record<string, number> = {
-    maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-    maxBufferSize: l.maxBufferSize,
-    maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-    maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
-    maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
-    maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
-    maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
-    maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
-    maxTextureDimension2D: l.maxTextureDimension2D,
+  const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f));
+  const requiredLimits: Record<string, number> = {};
+  for (const name of WANTED_LIMITS) {
+    const v = (adapter.limits as unknown as Record<string, number | undefined>)[name];
+    if (typeof v === 'number') requiredLimits[name] = v;
+  }
+  let device: GPUDevice;
+  let defaultLimits = false;
+  try {
+    device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  } catch (e) {
+    // Some browsers refuse limits above their own tiers: run with the defaults instead.
+    console.warn(`[vq] requestDevice refused the adapter's limits (${oneLine((e as Error).message)}); retrying with WebGPU's default limits`);
+    try {
+      device = await adapter.requestDevice({ requiredFeatures });
+    } catch (e2) {
+      throw new NoGpuError(`The WebGPU adapter refused to create a device: ${oneLine((e2 as Error).message)}`);
+    }
+    defaultLimits = true;
+  }
+  return { device, adapter, caps: capabilities(device, adapter, gpu, hostThreads, defaultLimits) };
+}
+
+function oneLine(s: string): string {
+  return s.trim().replace(/\s*\n\s*/g, '; ');
+}
+
+function capabilities(device: GPUDevice, adapter: GPUAdapter | null, gpu: GPU | undefined, hostThreads: number, defaultLimits: boolean): Capabilities {
+  // GPUDevice.adapterInfo exists in current browsers and Dawn; older ones only have adapter.info.
+  const info = (adapter?.info ?? (device as { adapterInfo?: GPUAdapterInfo }).adapterInfo ?? {}) as Partial<GPUAdapterInfo> & {
+    isFallbackAdapter?: boolean;
+    subgroupMinSize?: number;
+    subgroupMaxSize?: number;
   };
-  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
-
-  const info = adapter.info;
-  const description = [info.vendor, info.architecture, info.device, info.description]
-    .filter(Boolean)
-    .join(' ');
-  const isCpu =
-    /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(description) ||
-    (info as any).isFallbackAdapter === true;
-  const caps: Capabilities = {
+  const description = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+  const isCpu = /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(description) || info.isFallbackAdapter === true;
+  const l = device.limits;
+  return {
     isCpu,
     description: description || 'unknown adapter',
-    vendor: info.vendor,
+    vendor: info.vendor ?? '',
     shaderF16: device.features.has('shader-f16'),
     subgroups: device.features.has('subgroups'),
     timestampQuery: device.features.has('timestamp-query'),
-    subgroupMinSize: (info as any).subgroupMinSize ?? 0,
-    subgroupMaxSize: (info as any).subgroupMaxSize ?? 0,
-    maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
-    maxUniformBufferBindingSize: device.limits.maxUniformBufferBindingSize,
-    maxBufferSize: device.limits.maxBufferSize,
-    maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
-    maxComputeInvocationsPerWorkgroup: device.limits.maxComputeInvocationsPerWorkgroup,
-    maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
-    maxTextureDimension2D: device.limits.maxTextureDimension2D,
-    readonlyStorageTextures: gpu.wgslLanguageFeatures?.has('readonly_and_readwrite_storage_textures') ?? false,
-    features: [...adapter.features].sort(),
+    subgroupMinSize: info.subgroupMinSize ?? 0,
+    subgroupMaxSize: info.subgroupMaxSize ?? 0,
+    maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+    maxUniformBufferBindingSize: l.maxUniformBufferBindingSize,
+    maxBufferSize: l.maxBufferSize,
+    maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+    maxTextureDimension2D: l.maxTextureDimension2D,
+    readonlyStorageTextures: gpu?.wgslLanguageFeatures?.has('readonly_and_readwrite_storage_textures') ?? false,
+    hostThreads,
+    defaultLimits,
+    features: [...device.features].sort(),
   };
-  const poll = pollRequest ?? (isCpu ? CPU_POLL_INTERVAL_MS : 'spin');
-  if (poll === 'spin') restoreDawnPolling();
-  else throttleDawnPolling(poll);
-  return { device, adapter, caps };
-}
-
-function parseDawnPoll(v: string | number | undefined): 'spin' | number | undefined {
-  if (v === undefined || v === '') return undefined;
-  if (v === 'spin') return v;
-  const ms = Number(v);
-  if (!(ms >= 0 && ms <= 1000)) throw new Error(`VQ_DAWN_POLL must be 'spin' or a poll interval in ms (0-1000), got '${v}'`);
-  return ms;
-}
-
-/** Releases the device and lets the process exit. */
-export function destroyGpu(): void {
-  if (current) current.device.destroy();
-  current = null;
-  pending = null;
-  delete (globalThis as any).__vqDawnInstance;
-  restoreDawnPolling();
-  if ((globalThis as any).navigator?.gpu) delete (globalThis as any).navigator.gpu;
 }

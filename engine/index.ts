@@ -1,6 +1,6 @@
-// The engine's public API.
+// The engine's public API, platform-free (browsers, workers, Node through engine/node.ts).
 export * from './device.js';
-export { dawnPollingState } from './dawn_poll.js';
+export * from './flags.js';
 export * from './runtime.js';
 export * from './pool.js';
 export * from './random.js';

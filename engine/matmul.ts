@@ -14,6 +14,7 @@
 // Override with the `schedule` option or VQ_MATMUL_SCHEDULE=reg|smem (VQ_MATMUL_SUBGROUPS=0
 // turns the subgroup sharing of `reg` off).
 import { needsGrad, record } from './autograd.js';
+import { flags } from './flags.js';
 import { type Grid, type Kernel, grid1d, rt } from './runtime.js';
 import { wgslKernel } from './shaders.js';
 import { Tensor, assertDType, empty } from './tensor.js';
@@ -45,25 +46,19 @@ export interface GemmTile {
   shareA: boolean;
 }
 
-function envSchedule(): MatmulSchedule | null {
-  const v = process.env.VQ_MATMUL_SCHEDULE;
-  if (!v) return null;
-  if (v !== 'reg' && v !== 'smem') throw new Error(`VQ_MATMUL_SCHEDULE must be 'reg' or 'smem', got '${v}'`);
-  return v;
-}
-
-/** The schedule matmul uses on this device: the override, else reg on a CPU device, smem on a GPU. */
+/** The schedule matmul uses on this device: the override, else flag matmulSchedule, else reg on a CPU device, smem on a GPU. */
 export function matmulSchedule(override?: MatmulSchedule): MatmulSchedule {
-  return override ?? envSchedule() ?? (rt().caps.isCpu ? 'reg' : 'smem');
+  const f = flags().matmulSchedule;
+  return override ?? (f !== 'auto' ? f : rt().caps.isCpu ? 'reg' : 'smem');
 }
 
 /** The tile configuration of `schedule` on this device. */
 export function gemmTile(schedule: MatmulSchedule = matmulSchedule()): GemmTile {
   if (schedule === 'smem') return { schedule, tm: 64, tn: 4, shareA: false };
   const caps = rt().caps;
-  const shareA = caps.subgroups && caps.subgroupMinSize >= 8 && process.env.VQ_MATMUL_SUBGROUPS !== '0';
-  // VQ_MATMUL_TILE=ROWSxCOLS overrides the tile (for benchmarks of other variants).
-  const m = /^(\d+)x(\d+)$/.exec(process.env.VQ_MATMUL_TILE ?? '');
+  const shareA = caps.subgroups && caps.subgroupMinSize >= 8 && flags().matmulSubgroups;
+  // Flag matmulTile (VQ_MATMUL_TILE=ROWSxCOLS) overrides the tile (for benchmarks of other variants).
+  const m = /^(\d+)x(\d+)$/.exec(flags().matmulTile);
   if (m) return { schedule, tm: Number(m[1]), tn: Number(m[2]), shareA };
   // Measured on lavapipe (2 cores): 32x8 about as fast as 16x8 or 24x8 on square products and
   // the fastest on the VQ distance shape; 16x8 compiles in half the time. Without sharing every

@@ -2,7 +2,8 @@
 // and submits them at sync points (read-back, timing) or every `maxDispatchesPerBatch`
 // dispatches. Pipelines are cached by kernel key; each dispatch's small parameter block goes
 // into a per-batch uniform arena (one buffer, 256-byte slots) instead of a buffer per dispatch.
-import { type Capabilities, type DeviceOptions, type Gpu, currentGpu, getGpu } from './device.js';
+import { type Capabilities, type Gpu, type InitOptions, createGpu } from './device.js';
+import { flags } from './flags.js';
 import { BufferPool } from './pool.js';
 
 /** A compute kernel: `code` is called only when `key` is not in the pipeline cache. */
@@ -74,15 +75,20 @@ export class Runtime {
   /** Ids of pipelines built so far (a rebuilt pipeline gets a new one: it has a new layout). */
   private pipelineIds = 0;
   private nextResourceId = 1;
-  /** Whether dispatches reuse cached bind groups (env VQ_BIND_GROUP_CACHE=0: no). */
-  cacheBindGroups = process.env.VQ_BIND_GROUP_CACHE !== '0';
+  /** Whether dispatches reuse cached bind groups (flag bindGroupCache). */
+  cacheBindGroups = flags().bindGroupCache;
   /** Bind groups created and reused so far (for tests and profiling). */
   bindGroupStats = { created: 0, reused: 0 };
   private batch: Batch | null = null;
   private uniformArena: GPUBuffer;
   private uniformStaging: Uint8Array;
   private errorChecks: Promise<void>[] = [];
+  /** Why the device was lost or destroyed, once it was. */
   private lost: string | null = null;
+  /** Set by destroyGpu, so that a deliberate destroy is not reported as a loss. */
+  destroying = false;
+  /** Whether init() created the device (destroyGpu destroys only such a device). */
+  ownsDevice = true;
   private stagingFree: GPUBuffer[] = [];
   /**
    * Timestamp queries of timeGpu: two per compute pass; `batchStart` is the first query index
@@ -100,13 +106,12 @@ export class Runtime {
     return this.pipelines.size;
   }
 
-  constructor(gpu: Gpu) {
+  constructor(gpu: Gpu, onLost?: (message: string) => void) {
     this.device = gpu.device;
     this.caps = gpu.caps;
     this.pool = new BufferPool(this.device);
     this.pool.onDestroy = (buf) => this.forgetBindGroups(buf);
-    const envBatch = Number(process.env.VQ_BATCH_DISPATCHES ?? '');
-    this.maxDispatchesPerBatch = envBatch > 0 ? envBatch : 64;
+    this.maxDispatchesPerBatch = flags().batchDispatches;
     const arenaBytes = UNIFORM_SLOT * 256;
     this.uniformArena = this.device.createBuffer({
       size: arenaBytes,
@@ -115,16 +120,31 @@ export class Runtime {
     });
     this.uniformStaging = new Uint8Array(arenaBytes);
     this.device.lost.then((info) => {
-      if (info.reason !== 'destroyed') this.lost = `${info.reason}: ${info.message}`;
-      else this.lost ??= 'the device was destroyed';
+      const deliberate = this.destroying;
+      this.lost = deliberate ? 'the device was destroyed' : `${info.reason === 'destroyed' ? 'destroyed' : 'lost'}: ${info.message.trim() || 'no reason given'}`;
+      if (!deliberate) onLost?.(this.lost);
     });
     this.device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
-      this.errorChecks.push(Promise.reject(new GpuError(`GPU error: ${ev.error.message}`)));
+      const rejection = Promise.reject(new GpuError(describeError(ev.error, this.kernelNames())));
+      rejection.catch(() => {}); // reported by the next checkErrors, never as an unhandled rejection
+      this.errorChecks.push(rejection);
     };
   }
 
+  /** Whether the device was lost or destroyed (the runtime then refuses work). */
+  get isLost(): boolean {
+    return this.lost !== null;
+  }
+
+  /** Names of every kernel compiled so far (to name the one an uncaptured error came from). */
+  private kernelNames(): string[] {
+    return [...new Set([...this.pipelines.values()].map((p) => p.pipeline.label))];
+  }
+
   private assertAlive(): void {
-    if (this.lost) throw new GpuError(`The GPU device was lost (${this.lost}).`);
+    if (this.lost) {
+      throw new GpuError(`The GPU device was lost (${this.lost}). Call init() again for a new device, then re-create tensors and models (load them from a checkpoint).`);
+    }
   }
 
   private pipeline(kernel: Kernel): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; id: number } {
@@ -137,7 +157,7 @@ export class Runtime {
         compute: { module, entryPoint: 'main' },
         label: kernel.name,
       });
-      if (process.env.VQ_LOG_COMPILE) {
+      if (flags().logCompile) {
         console.error(`[vq] compiled ${kernel.key} in ${(performance.now() - t0).toFixed(0)} ms`);
       }
       p = { pipeline, layout: pipeline.getBindGroupLayout(0), id: ++this.pipelineIds };
@@ -540,23 +560,55 @@ export function grid1d(workgroups: number): Grid {
 }
 
 let runtime: Runtime | null = null;
+let pending: Promise<Runtime> | null = null;
 
-/** Initialises the process-wide device and runtime (idempotent). */
-export async function init(opts: DeviceOptions = {}): Promise<Runtime> {
-  if (!runtime) runtime = new Runtime(await getGpu(opts));
-  return runtime;
+/**
+ * Initialises the process-wide device and runtime (idempotent while the device lives): on
+ * `opts.device` when given, else through `opts.gpu`, else `navigator.gpu`. In Node.js the
+ * engine's Node entry (engine/node.ts) passes Dawn's entry point. After the device is lost
+ * or destroyed, the next call makes a new one.
+ */
+export function init(opts: InitOptions = {}): Promise<Runtime> {
+  if (runtime && !runtime.isLost) return Promise.resolve(runtime);
+  pending ??= createGpu(opts).then(
+    (gpu) => {
+      pending = null;
+      runtime = new Runtime(gpu, opts.onDeviceLost);
+      runtime.ownsDevice = !opts.device;
+      return runtime;
+    },
+    (e) => {
+      pending = null;
+      throw e;
+    },
+  );
+  return pending;
+}
+
+/** The live runtime, or null before init() or after the device was lost or destroyed. */
+export function currentRuntime(): Runtime | null {
+  return runtime && !runtime.isLost ? runtime : null;
 }
 
 /** The process-wide runtime; `init()` must have completed. */
 export function rt(): Runtime {
-  if (!runtime) {
-    currentGpu(); // throws the 'not initialised' message
-    throw new Error('unreachable');
-  }
+  if (!runtime) throw new Error('The GPU is not initialised: `await init()` before running ops.');
   return runtime;
 }
 
-/** Forgets the runtime (after destroyGpu). */
+/**
+ * Destroys the device init() created (its buffers with it; a caller's own device is left alone)
+ * and forgets the runtime; init() makes a new one.
+ */
+export function destroyGpu(): void {
+  if (runtime?.ownsDevice) {
+    runtime.destroying = true;
+    runtime.device.destroy();
+  }
+  runtime = null;
+}
+
+/** Forgets the runtime without destroying its device (kept for callers of the old API). */
 export function resetRuntime(): void {
   runtime = null;
 }

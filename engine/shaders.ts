@@ -1,32 +1,14 @@
-// WGSL sources live in shaders/, one kernel family per file. A file may hold `{{NAME}}`
-// placeholders that the launching TypeScript fills in (workgroup sizes, tile sizes, the
-// expression of an elementwise op) before the module is compiled once per specialisation.
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-function findShaderDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'shaders')) && existsSync(join(dir, 'package.json'))) {
-      return join(dir, 'shaders');
-    }
-    dir = dirname(dir);
-  }
-  throw new Error(`shaders/ folder not found above ${fileURLToPath(import.meta.url)}`);
-}
-
-let shaderDir: string | null = null;
-const cache = new Map<string, string>();
+// WGSL sources live in shaders/, one kernel family per file, and reach the engine through the
+// generated module engine/wgsl.generated.ts (scripts/generate.ts; no file reads, so the engine
+// runs in browsers). A file may hold `{{NAME}}` placeholders that the launching TypeScript
+// fills in (workgroup sizes, tile sizes, the expression of an elementwise op) before the
+// module is compiled once per specialisation.
+import { WGSL_SOURCES } from './wgsl.generated.js';
 
 /** The text of shaders/<file>.wgsl. */
 export function wgslSource(file: string): string {
-  let text = cache.get(file);
-  if (text === undefined) {
-    shaderDir ??= findShaderDir();
-    text = readFileSync(join(shaderDir, `${file}.wgsl`), 'utf8');
-    cache.set(file, text);
-  }
+  const text = WGSL_SOURCES[file];
+  if (text === undefined) throw new Error(`shaders/${file}.wgsl is not in engine/wgsl.generated.ts (run \`npm run generate\` after adding a shader)`);
   return text;
 }
 

@@ -3,6 +3,7 @@
 // estimator and the codebook / commitment losses, deterministic per-code sums of rows, and
 // codebook statistics computed on the GPU (shaders/vq.wgsl). The EMA
 // codebook and k-means++ initialisation are in vq_ema.ts.
+import { flags } from './flags.js';
 import { record } from './autograd.js';
 import { dispatchFill } from './fill.js';
 import { grid1d, rt, uniformArrayVec4s, type Kernel } from './runtime.js';
@@ -38,13 +39,13 @@ export function vecSpec(d: number): { values: { V: string; HSUM: string }; w: nu
 }
 
 /**
- * The schedule of the nearest-codebook kernel: `opts.schedule`, else env VQ_VQ_SCHEDULE, else
+ * The schedule of the nearest-codebook kernel: `opts.schedule`, else flag vqSchedule, else
  * 'reg' on a CPU Vulkan device (no workgroup memory, no barriers) and 'smem' on a GPU.
  */
 export function vqSchedule(requested?: VqSchedule): VqSchedule {
-  const s = requested ?? process.env.VQ_VQ_SCHEDULE;
-  if (s === undefined || s === '') return rt().caps.isCpu ? 'reg' : 'smem';
-  if (s !== 'reg' && s !== 'smem') throw new Error(`VQ_VQ_SCHEDULE must be 'reg' or 'smem', got '${s}'`);
+  const s = requested ?? flags().vqSchedule;
+  if (s === 'auto') return rt().caps.isCpu ? 'reg' : 'smem';
+  if (s !== 'reg' && s !== 'smem') throw new Error(`nearest-code schedule must be 'reg' or 'smem', got '${s}'`);
   return s;
 }
 
@@ -127,7 +128,7 @@ export function nearestRegPlan(n: number, codebook: Tensor, subgroups?: boolean)
 
 /**
  * Whether nearest_reg shares codebook loads through subgroups: needs subgroups of exactly 8
- * lanes (its workgroup is one subgroup of 8). Env VQ_VQ_SUBGROUPS=0 turns it off.
+ * lanes (its workgroup is one subgroup of 8). Flag vqSubgroups (VQ_VQ_SUBGROUPS=0) turns it off.
  */
 function regUsesSubgroups(requested?: boolean): boolean {
   const caps = rt().caps;
@@ -136,7 +137,7 @@ function regUsesSubgroups(requested?: boolean): boolean {
     if (requested && !can) throw new Error(`nearestCode: subgroups of 8 lanes are not available on ${caps.description}`);
     return requested;
   }
-  return can && process.env.VQ_VQ_SUBGROUPS !== '0';
+  return can && flags().vqSubgroups;
 }
 
 /**

@@ -2,10 +2,9 @@
 // ({name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {string: string}}), then
 // the raw little-endian row-major data. Reading validates everything before returning
 // anything, so a truncated, oversized or hostile file gets an error naming the problem and
-// never a crash, a hang or a huge allocation. Writing is atomic: a temporary file in the
-// same folder, fsync, then rename over the target.
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+// never a crash, a hang or a huge allocation.
+// Platform-free (bytes in, bytes out; runs in Node and in web pages): reading and writing
+// files lives in safetensors_file.ts.
 
 export type SafeDType = 'F32' | 'F64' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U32' | 'U8';
 
@@ -53,10 +52,11 @@ export function encodeSafetensors(entries: Record<string, WriteEntry>, metadata:
     parts.push(bytes);
     offset += bytes.byteLength;
   }
-  let json = JSON.stringify(header);
-  const pad = (8 - ((Buffer.byteLength(json) + 8) % 8)) % 8;
-  json += ' '.repeat(pad);
-  const headerBytes = Buffer.from(json, 'utf8');
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  // pad the header with spaces so the data section starts 8-byte aligned
+  const pad = (8 - ((json.byteLength + 8) % 8)) % 8;
+  const headerBytes = new Uint8Array(json.byteLength + pad).fill(0x20);
+  headerBytes.set(json);
   const out = new Uint8Array(8 + headerBytes.byteLength + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.byteLength), true);
   out.set(headerBytes, 8);
@@ -68,36 +68,18 @@ export function encodeSafetensors(entries: Record<string, WriteEntry>, metadata:
   return out;
 }
 
-/** Writes bytes to `path` atomically: nothing at `path` changes unless the whole write succeeds. */
-export function writeFileAtomic(path: string, bytes: Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(tmp, 'w');
-  try {
-    let at = 0;
-    while (at < bytes.byteLength) at += writeSync(fd, bytes, at, bytes.byteLength - at);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {}
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-}
-
-export function writeSafetensors(path: string, entries: Record<string, WriteEntry>, metadata: Record<string, string> = {}): void {
-  writeFileAtomic(path, encodeSafetensors(entries, metadata));
-}
-
 export interface ParsedSafetensors {
   tensors: Map<string, SafeTensor>;
   metadata: Record<string, string>;
 }
 
-/** Parses and validates safetensors bytes (see readSafetensors for the file version). */
-export function decodeSafetensors(file: Uint8Array, source = 'safetensors data'): ParsedSafetensors {
+/**
+ * Parses and validates safetensors bytes (a file's contents, or an ArrayBuffer a page got from
+ * a picked file). `source` names the data in errors (a path or a file name). The tensors'
+ * bytes are views into `bytes`, not copies.
+ */
+export function decodeSafetensors(bytes: Uint8Array | ArrayBuffer, source = 'safetensors data'): ParsedSafetensors {
+  const file = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   const fail = (msg: string): never => {
     throw new SafetensorsError(`${source}: ${msg}`);
   };
@@ -150,29 +132,6 @@ export function decodeSafetensors(file: Uint8Array, source = 'safetensors data')
     if (spans[i][0] < spans[i - 1][1]) fail(`'${spans[i][2]}' overlaps '${spans[i - 1][2]}' in the data section`);
   }
   return { tensors, metadata };
-}
-
-/**
- * Reads and validates a safetensors file. `maxBytes` bounds the file size read (default
- * 4 GiB); the header length is checked against the real file size before anything large is
- * allocated.
- */
-export function readSafetensors(path: string, maxBytes = 4 * 1024 ** 3): ParsedSafetensors {
-  const fd = openSync(path, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    if (size > maxBytes) throw new SafetensorsError(`${path}: ${size} bytes exceeds the ${maxBytes}-byte limit`);
-    const bytes = new Uint8Array(size);
-    let at = 0;
-    while (at < size) {
-      const got = readSync(fd, bytes, at, size - at, at);
-      if (got === 0) break;
-      at += got;
-    }
-    return decodeSafetensors(bytes.subarray(0, at), path);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** The values of a stored tensor as f32 (F16, BF16 and F64 are converted). */

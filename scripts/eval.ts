@@ -3,7 +3,7 @@
 // (runs/<name>/eval-<split>-<checkpoint>.json) and a printed table, plus a grid PNG of
 // originals over reconstructions.
 import { parseArgs } from 'node:util';
-import { init } from '../engine/runtime.js';
+import { init } from '../engine/node.js';
 import { evaluateRun, evalHelp } from '../train/evalrun.js';
 
 async function main(): Promise<number> {

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { init } from '../engine/runtime.js';
+import { init } from '../engine/node.js';
 import type { ProgressMode } from '../train/progress.js';
 import { PRIOR_CPU_PRESET, PRIOR_GPU_PRESET, PRIOR_RESUMABLE, type PriorConfig, kebab, trainPrior } from '../train/prior.js';
 import { readJson } from '../train/runfiles.js';

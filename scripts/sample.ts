@@ -4,9 +4,9 @@
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { init } from '../engine/runtime.js';
+import { init } from '../engine/node.js';
 import { tensor, tidy } from '../engine/tensor.js';
-import { modelFromCheckpoint, modelPath } from '../model/checkpoint.js';
+import { modelFromCheckpoint, modelPath } from '../model/checkpoint_files.js';
 import { writeImageGrid } from '../train/data/index.js';
 import { loadPriorCheckpoint } from '../train/prior.js';
 import { RunFiles, readJson } from '../train/runfiles.js';

@@ -1,7 +1,7 @@
 // `npm run sweep -- [options]`: the seed's grid (K 128/256/512 x beta 0.25/0.75/1.25/1.75 x
 // lr 1e-3/1e-4/1e-5), any subset by flags, one run folder each under the sweep folder, then a
 // summary (CSV, Markdown, overlaid curves). Exit codes as `npm run train`.
-import { init } from '../engine/runtime.js';
+import { init } from '../engine/node.js';
 import { parseTrainArgs } from '../train/config.js';
 import { SEED_GRID, type SweepGrid, expandGrid, resolveShard, runSweep, shardSettings, summarizeSweep, settingConfig } from '../train/sweep.js';
 

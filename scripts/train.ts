@@ -1,7 +1,7 @@
 // `npm run train -- [options]` (see --help). Exit codes: 0 finished, 130 interrupted (Ctrl-C or
 // SIGTERM: the current step finishes and a checkpoint is saved), 1 error or divergence (a NaN
 // or infinite loss; the last good checkpoint is kept), 2 bad arguments.
-import { init } from '../engine/runtime.js';
+import { init } from '../engine/node.js';
 import { QUICK_PRESET, kebab, parseTrainArgs, resolveTrainConfig, trainHelp } from '../train/config.js';
 import { resumeConfig, train } from '../train/trainer.js';
 

@@ -9,6 +9,7 @@ import { backward } from '../engine/autograd.js';
 import { Rng } from '../engine/random.js';
 import { Tensor, tensor } from '../engine/tensor.js';
 import * as C from '../engine/conv.js';
+import { type Flags, withFlags } from '../engine/flags.js';
 import { convTOut, convOut, refConv2d, refConv2dGrads, refConvT2d, refConvT2dGrads, type RefConv, type RefConvT } from './ref/conv.js';
 
 /** The parts of a tap test object these helpers use. */
@@ -19,12 +20,7 @@ const regAvailable = runtime.caps.subgroups && runtime.caps.subgroupMinSize >= 8
 const SCHEDULES: C.ConvSchedule[] = regAvailable ? ['reg', 'smem'] : ['smem'];
 
 function withSchedule<T>(s: C.ConvSchedule, fn: () => Promise<T>): Promise<T> {
-  const before = process.env.VQ_CONV_SCHEDULE;
-  process.env.VQ_CONV_SCHEDULE = s;
-  return fn().finally(() => {
-    if (before === undefined) delete process.env.VQ_CONV_SCHEDULE;
-    else process.env.VQ_CONV_SCHEDULE = before;
-  });
+  return withFlags({ convSchedule: s }, fn);
 }
 
 const rand = (n: number, seed: number, scale = 1) => new Rng(seed).uniformArray(n, -scale, scale);
@@ -231,21 +227,18 @@ t.test('both schedules agree; weight gradients are deterministic', { skip: noReg
   close(t, runs[2], runs[0], 'smem and reg weight gradients');
 });
 
-/** The reg forward (no bias) and input gradient (of dy = y) of conv case c, with env[name] = value while they run. */
-async function regFwdDgradWith(name: string, value: string, c: Case, d: ReturnType<typeof makeData>): Promise<Float32Array> {
+/** The reg forward (no bias) and input gradient (of dy = y) of conv case c, with `setting` in force while they run. */
+async function regFwdDgradWith(setting: Partial<Flags>, c: Case, d: ReturnType<typeof makeData>): Promise<Float32Array> {
   const x = tensor(d.x, [c.B, c.CI, c.IH, c.IW]);
   const w = tensor(d.w, wShape(c));
-  process.env[name] = value;
-  try {
+  return withFlags(setting, async () => {
     const g = C.conv2dGeom(x, w, null, { stride: c.stride, padding: c.padding });
     const y = C.conv2dForward(x, w, null, g, false, 'reg');
     const dx = C.conv2dInputGrad(y, w, g, 'reg');
     const out = Float32Array.from([...((await y.read()) as Float32Array), ...((await dx.read()) as Float32Array)]);
     for (const v of [x, w, y, dx]) v.dispose();
     return out;
-  } finally {
-    delete process.env[name];
-  }
+  });
 }
 
 t.test('packed weights up to 64 KiB bind as a uniform array (reg), with the same results as storage', { skip: noReg }, async (t) => {
@@ -256,7 +249,7 @@ t.test('packed weights up to 64 KiB bind as a uniform array (reg), with the same
   // A 1x1 layer (channel mode) and a 4x4 one (tap mode), forward and input gradient.
   for (const c of [SEED[4], AWKWARD[0]]) {
     const d = makeData(c, 800);
-    const outs = [await regFwdDgradWith('VQ_CONV_UNIFORM_WEIGHTS', '1', c, d), await regFwdDgradWith('VQ_CONV_UNIFORM_WEIGHTS', '0', c, d)];
+    const outs = [await regFwdDgradWith({ convUniformWeights: true }, c, d), await regFwdDgradWith({ convUniformWeights: false }, c, d)];
     assertBitwise(t, outs[0], outs[1], `${c.name}: uniform and storage weights give bitwise identical results`);
   }
 });
@@ -275,15 +268,16 @@ t.test('reg weight gradients read through textures equal those read from storage
       const d = makeData(c, 900 + i);
       const outs: Float32Array[] = [];
       const used: number[] = [];
-      for (const value of ['AX', '0']) {
-        process.env.VQ_CONV_WGRAD_TEXTURES = value;
+      for (const value of ['AX', '0'] as const) {
         const before = copies;
         const x = tensor(d.x, [c.B, c.CI, c.IH, c.IW]);
         const w = tensor(d.w, wShape(c));
         const dy = tensor(d.dy, d.yShape);
-        const dw = c.transposed
-          ? C.convTranspose2dWeightGrad(dy, x, C.convTranspose2dGeom(x, w, null, { stride: c.stride, padding: c.padding, outputPadding: c.outputPadding }), 'reg')
-          : C.conv2dWeightGrad(dy, x, C.conv2dGeom(x, w, null, { stride: c.stride, padding: c.padding }), 'reg');
+        const dw = withFlags({ convWgradTextures: value }, () =>
+          c.transposed
+            ? C.convTranspose2dWeightGrad(dy, x, C.convTranspose2dGeom(x, w, null, { stride: c.stride, padding: c.padding, outputPadding: c.outputPadding }), 'reg')
+            : C.conv2dWeightGrad(dy, x, C.conv2dGeom(x, w, null, { stride: c.stride, padding: c.padding }), 'reg'),
+        );
         outs.push((await dw.read()) as Float32Array);
         used.push(copies - before);
         for (const v of [x, w, dy, dw]) v.dispose();
@@ -297,7 +291,6 @@ t.test('reg weight gradients read through textures equal those read from storage
       assertBitwise(t, outs[0], outs[1], `${c.name}: the same weight gradient`);
     }
   } finally {
-    delete process.env.VQ_CONV_WGRAD_TEXTURES;
     runtime.vec4Texture = vec4Texture;
   }
 });
@@ -308,7 +301,7 @@ t.test('1x1 weights read as stored (no repack) give the results of repacked ones
   const byName = (n: string) => AWKWARD.find((c) => c.name.startsWith(n))!;
   for (const c of [SEED[4], SEED[5], byName('1x1, Cin 12'), byName('1x1, Cin 8'), byName('1x1 s2')]) {
     const d = makeData(c, 810);
-    const outs = [await regFwdDgradWith('VQ_CONV_REPACK_1X1', '1', c, d), await regFwdDgradWith('VQ_CONV_REPACK_1X1', '0', c, d)];
+    const outs = [await regFwdDgradWith({ convRepack1x1: true }, c, d), await regFwdDgradWith({ convRepack1x1: false }, c, d)];
     assertBitwise(t, outs[0], outs[1], `${c.name}: the same outputs and input gradients as with repacked weights`);
   }
 });

@@ -268,7 +268,7 @@ t.test('GPU timestamps count copies recorded outside compute passes', { skip: !r
 });
 
 t.test('no adapter: a clear error that names the fix', async (t) => {
-  const script = "import('./engine/runtime.ts').then(m => m.init()).then(() => { console.log('ADAPTER'); process.exit(0); }, e => { console.log(e.name + ': ' + e.message); process.exit(3); })";
+  const script = "import('./engine/node.ts').then(m => m.init()).then(() => { console.log('ADAPTER'); process.exit(0); }, e => { console.log(e.name + ': ' + e.message); process.exit(3); })";
   const run = (env: Record<string, string>) =>
     spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
       env: { ...process.env, ...env },

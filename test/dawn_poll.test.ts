@@ -3,8 +3,7 @@
 import t from 'tap';
 import { promisify } from 'node:util';
 import { gpu } from './helpers.js';
-import { createGpu } from '../engine/device.js';
-import { dawnPollingState, restoreDawnPolling, throttleDawnPolling } from '../engine/dawn_poll.js';
+import { dawnPollSetting, dawnPollingState, restoreDawnPolling, throttleDawnPolling } from '../engine/node.js';
 import { matmul } from '../engine/matmul.js';
 import { rand } from '../engine/tensor.js';
 
@@ -54,6 +53,7 @@ t.test('restore and bad settings', async (t) => {
   else restoreDawnPolling();
   t.throws(() => throttleDawnPolling(-1), /interval must be/);
   t.throws(() => throttleDawnPolling(NaN), /interval must be/);
-  await t.rejects(createGpu({ dawnPoll: -3 }), /VQ_DAWN_POLL must be 'spin' or a poll interval/);
-  await t.rejects(createGpu({ dawnPoll: 'fast' as 'spin' }), /VQ_DAWN_POLL must be/);
+  t.throws(() => dawnPollSetting(-3), /VQ_DAWN_POLL must be 'spin' or a poll interval/);
+  t.throws(() => dawnPollSetting('fast'), /VQ_DAWN_POLL must be/);
+  t.same([dawnPollSetting('auto'), dawnPollSetting(''), dawnPollSetting('spin'), dawnPollSetting('2')], [undefined, undefined, 'spin', 2]);
 });

@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap';
 import { assertClose, gradcheck, gpu, assertBitwise } from './helpers.js';
 import { Rng } from '../engine/random.js';
+import { flags, parseFlags, setFlags, withFlags } from '../engine/flags.js';
 import { type Tensor, tensor, zeros } from '../engine/tensor.js';
 import { type MatmulOptions, type MatmulSchedule, matmul, matmulSchedule, sumRows } from '../engine/matmul.js';
 
@@ -112,20 +113,15 @@ async function checkCase(tt: Test, c: Case, schedule: MatmulSchedule) {
   for (const x of [a, b, bias, out]) x?.dispose();
 }
 
-t.test('the device picks a schedule; VQ_MATMUL_SCHEDULE overrides it', async (t) => {
-  const saved = process.env.VQ_MATMUL_SCHEDULE;
-  try {
-    delete process.env.VQ_MATMUL_SCHEDULE;
-    t.equal(matmulSchedule(), r.caps.isCpu ? 'reg' : 'smem');
-    process.env.VQ_MATMUL_SCHEDULE = 'smem';
+t.test('the device picks a schedule; flag matmulSchedule (VQ_MATMUL_SCHEDULE) overrides it', async (t) => {
+  t.equal(matmulSchedule(), r.caps.isCpu ? 'reg' : 'smem');
+  withFlags({ matmulSchedule: 'smem' }, () => {
     t.equal(matmulSchedule(), 'smem');
-    t.equal(matmulSchedule('reg'), 'reg', 'an explicit option wins over the environment');
-    process.env.VQ_MATMUL_SCHEDULE = 'fast';
-    t.throws(() => matmulSchedule(), /VQ_MATMUL_SCHEDULE must be 'reg' or 'smem', got 'fast'/);
-  } finally {
-    if (saved === undefined) delete process.env.VQ_MATMUL_SCHEDULE;
-    else process.env.VQ_MATMUL_SCHEDULE = saved;
-  }
+    t.equal(matmulSchedule('reg'), 'reg', 'an explicit option wins over the flag');
+  });
+  t.throws(() => setFlags({ matmulSchedule: 'fast' as 'reg' }), /flag matmulSchedule \(VQ_MATMUL_SCHEDULE\) must be one of auto, reg, smem, got 'fast'/);
+  t.throws(() => parseFlags({ VQ_MATMUL_SCHEDULE: 'fast' }), /VQ_MATMUL_SCHEDULE must be one of auto, reg, smem, got 'fast'/);
+  t.equal(flags().matmulSchedule, 'auto', 'a refused setting changes nothing');
 });
 
 for (const schedule of ['reg', 'smem'] as const) {
@@ -135,17 +131,12 @@ for (const schedule of ['reg', 'smem'] as const) {
 }
 
 t.test('forward, reg schedule without subgroup sharing', async (t) => {
-  const saved = process.env.VQ_MATMUL_SUBGROUPS;
-  process.env.VQ_MATMUL_SUBGROUPS = '0';
-  try {
+  await withFlags({ matmulSubgroups: false }, async () => {
     // one case per load/store variant: scalar B and output, vec4 B and output
     for (const c of cases.filter((c) => /primes|multi-tile/.test(c.name))) {
       await checkCase(t, c, 'reg');
     }
-  } finally {
-    if (saved === undefined) delete process.env.VQ_MATMUL_SUBGROUPS;
-    else process.env.VQ_MATMUL_SUBGROUPS = saved;
-  }
+  });
 });
 
 const input = (shape: number[]) => ({ data: rand(size(shape)), shape });

@@ -15,8 +15,10 @@ import { randn, tensor, tidy } from '../engine/tensor.js';
 import { resolveConfig } from '../model/config.js';
 import { countParams, paramSpecs } from '../model/params.js';
 import { VqVae } from '../model/vqvae.js';
-import { CheckpointError, loadCheckpoint, modelFromCheckpoint, modelPath, saveCheckpoint, trainPath } from '../model/checkpoint.js';
-import { encodeSafetensors, readSafetensors, writeSafetensors } from '../model/safetensors.js';
+import { CheckpointError } from '../model/checkpoint.js';
+import { loadCheckpoint, modelFromCheckpoint, modelPath, saveCheckpoint, trainPath } from '../model/checkpoint_files.js';
+import { encodeSafetensors } from '../model/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../model/safetensors_file.js';
 
 await gpu(t);
 const dir = mkdtempSync(join(tmpdir(), 'vq-model-'));

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { gpu } from './helpers.js';
 import { encodePngFile, fixtureRgba, tempDir } from './fixtures.js';
-import { loadCheckpoint, modelPath, trainPath } from '../model/checkpoint.js';
+import { loadCheckpoint, modelPath, trainPath } from '../model/checkpoint_files.js';
 import { VqVae } from '../model/vqvae.js';
 import { type TrainConfig, modelConfig, parseTrainArgs, readConfigFile, resolveTrainConfig, trainHelp, QUICK_PRESET } from '../train/config.js';
 import { readMetrics, type MetricRow } from '../train/metrics.js';

@@ -5,6 +5,7 @@ import t, { type Test } from 'tap';
 import { assertClose, compare, gpu, gradcheck, assertBitwise } from './helpers.js';
 import { checkNearest, refNearest, refVqLoss, sqdist } from './ref/vq.js';
 import { Rng } from '../engine/random.js';
+import { parseFlags, withFlags } from '../engine/flags.js';
 import { backward } from '../engine/autograd.js';
 import { type Tensor, tensor, tidy } from '../engine/tensor.js';
 import '../engine/elementwise.js'; // registers the gradient accumulation add
@@ -32,22 +33,15 @@ const VARIANTS: { name: string; schedule: VqSchedule; subgroups?: boolean }[] = 
 const f32 = async (x: Tensor) => Float32Array.from((await x.read()) as Float32Array);
 const u32 = async (x: Tensor) => Uint32Array.from((await x.read()) as Uint32Array);
 
-t.test('schedule: default by device, env VQ_VQ_SCHEDULE overrides, bad values refused', async (t) => {
-  const saved = process.env.VQ_VQ_SCHEDULE;
-  try {
-    delete process.env.VQ_VQ_SCHEDULE;
-    t.equal(vqSchedule(), r.caps.isCpu ? 'reg' : 'smem');
-    process.env.VQ_VQ_SCHEDULE = 'smem';
-    t.equal(vqSchedule(), 'smem');
-    process.env.VQ_VQ_SCHEDULE = 'reg';
+t.test('schedule: default by device, flag vqSchedule (VQ_VQ_SCHEDULE) overrides, bad values refused', async (t) => {
+  t.equal(vqSchedule(), r.caps.isCpu ? 'reg' : 'smem');
+  withFlags({ vqSchedule: 'smem' }, () => t.equal(vqSchedule(), 'smem'));
+  withFlags({ vqSchedule: 'reg' }, () => {
     t.equal(vqSchedule(), 'reg');
-    t.equal(vqSchedule('smem'), 'smem', 'an explicit option beats the env');
-    process.env.VQ_VQ_SCHEDULE = 'fast';
-    t.throws(() => vqSchedule(), /VQ_VQ_SCHEDULE must be 'reg' or 'smem', got 'fast'/);
-  } finally {
-    if (saved === undefined) delete process.env.VQ_VQ_SCHEDULE;
-    else process.env.VQ_VQ_SCHEDULE = saved;
-  }
+    t.equal(vqSchedule('smem'), 'smem', 'an explicit option beats the flag');
+  });
+  t.throws(() => parseFlags({ VQ_VQ_SCHEDULE: 'fast' }), /VQ_VQ_SCHEDULE must be one of auto, reg, smem, got 'fast'/);
+  t.throws(() => vqSchedule('fast' as 'reg'), /must be 'reg' or 'smem', got 'fast'/);
 });
 
 t.test('nearestCode matches float64 for K in {1,7,128,512,4099} x D in {1,3,64}, every kernel', async (t) => {

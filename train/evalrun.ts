@@ -1,7 +1,7 @@
 // Evaluating a run folder's checkpoint on a split (the `npm run eval` command's work).
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { modelFromCheckpoint, modelPath } from '../model/checkpoint.js';
+import { modelFromCheckpoint, modelPath } from '../model/checkpoint_files.js';
 import { type SplitFlag, type TrainConfig, readConfigFile, validateTrainConfig } from './config.js';
 import { openDataset } from './data/index.js';
 import { type EvalResult, evaluate } from './evaluate.js';

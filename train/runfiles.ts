@@ -14,7 +14,7 @@
 // previous one as the latest.
 import { appendFileSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { modelPath, trainPath } from '../model/checkpoint.js';
+import { modelPath, trainPath } from '../model/checkpoint_files.js';
 
 export function writeJsonAtomic(path: string, value: unknown): void {
   const tmp = `${path}.${process.pid}.tmp`;
