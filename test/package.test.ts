@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { assertBrowserClean, bundleForBrowser } from '../scripts/browser.js';
 
 const root = resolve(import.meta.dirname, '..');
 
@@ -42,4 +43,15 @@ destroyGpu();
   t.same(got, { x: [1, 2, 3], y: [0.5, 0.5, 0.5, 0.5], cpu: 'boolean', live: true });
   // the typings travel too
   t.ok(readdirSync(join(app, 'node_modules/vqvae-webgpu/dist/engine')).includes('index.d.ts'), 'types shipped');
+
+  // A bundler building for the browser resolves the same import to the platform-free entry.
+  writeFileSync(
+    join(app, 'page.js'),
+    `import { init, tensor } from 'vqvae-webgpu';\nimport { modelFromCheckpointBytes } from 'vqvae-webgpu/model';\nconst rt = await init();\nconsole.log(await tensor([1], [1]).read(), rt.caps, modelFromCheckpointBytes);\n`,
+  );
+  const { js } = await bundleForBrowser(join(app, 'page.js'));
+  t.doesNotThrow(() => assertBrowserClean(js), 'the browser bundle of the installed package has no node: import, no webgpu package and no process.env');
+  t.match(js, /navigator/, 'it reaches WebGPU through navigator.gpu');
+  t.match(js, /function modelFromCheckpointBytes/, 'the model library (checkpoints from bytes) bundles too');
+  t.notMatch(js, /__vqDawnInstance/, 'and not through the Node entry');
 });
