@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs a Chromium for the browser tests (test/browser.test.ts), which drive it headless
+# through playwright-core with WebGPU on SwiftShader (Chromium's own CPU Vulkan device).
+# Playwright's browser downloads are not used: on Linux this takes Debian's `chromium` package.
+# Safe to run again: it does nothing when a Chromium is found. Without root or sudo it only
+# says what to run and exits 0; the browser tests then skip with that reason (but fail under
+# CI=true, where they must run).
+set -euo pipefail
+
+# The same search as findChromium() in scripts/browser.ts: CHROMIUM_PATH, /usr/bin/chromium,
+# then chromium, chromium-browser or google-chrome on PATH.
+find_chromium() {
+  if [ -n "${CHROMIUM_PATH:-}" ]; then
+    [ -f "$CHROMIUM_PATH" ] && [ -x "$CHROMIUM_PATH" ] && echo "$CHROMIUM_PATH"
+    return
+  fi
+  if [ -x /usr/bin/chromium ]; then echo /usr/bin/chromium; return; fi
+  local name
+  for name in chromium chromium-browser google-chrome google-chrome-stable; do
+    command -v "$name" && return
+  done
+  return 1
+}
+
+# Debian's launcher script prints a shell warning on stderr for --version; keep only the version.
+version() { "$1" --version 2>/dev/null || echo 'version unknown'; }
+
+if path=$(find_chromium); then
+  echo "setup-chromium: found $path ($(version "$path"))"; exit 0
+fi
+if [ -n "${CHROMIUM_PATH:-}" ]; then
+  # An explicit choice is not replaced by another browser (findChromium does the same).
+  echo "setup-chromium: CHROMIUM_PATH=$CHROMIUM_PATH is not an executable file; fix or unset it" >&2
+  exit 0
+fi
+
+if [ "$(uname -s)" != Linux ]; then
+  echo "setup-chromium: no Chromium found; install Chrome or Chromium and set CHROMIUM_PATH to its binary"
+  exit 0
+fi
+if ! command -v apt-get >/dev/null; then
+  echo "setup-chromium: no apt-get here; install Chromium with your package manager (or set CHROMIUM_PATH)"
+  exit 0
+fi
+# `env` carries DEBIAN_FRONTEND through sudo, which would otherwise reset the environment;
+# `sudo -n` never prompts (there may be no terminal).
+if [ "$(id -u)" = 0 ]; then
+  SUDO=
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+  SUDO='sudo env DEBIAN_FRONTEND=noninteractive'
+else
+  echo "setup-chromium: no Chromium found, and installing one needs root. Run:"
+  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium"
+  echo "(or set CHROMIUM_PATH to a Chrome/Chromium binary); until then the browser tests skip."
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# Recommends (fonts, sandbox helper) are not needed headless; SwiftShader is in chromium-common.
+$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+path=$(find_chromium) || { echo "setup-chromium: apt-get installed chromium but no Chromium binary was found" >&2; exit 1; }
+echo "setup-chromium: installed $path ($(version "$path"))"
