@@ -4,6 +4,15 @@ import { Rng } from '../engine/random.js';
 import { backward } from '../engine/autograd.js';
 import { Tensor, shapeSize, tensor, tidy } from '../engine/tensor.js';
 
+/**
+ * Tolerance of an f32 sum of `terms` values in [-1, 1] against float64: the running partial
+ * sums grow like sqrt(terms), and so does the count of roundings, so the error grows like
+ * terms * 2^-24 (a mean divides that by terms).
+ */
+export function sumTolerance(terms: number, mean = false): Tolerance {
+  return { rtol: 1e-6, atol: Math.max(1e-6, mean ? 2 ** -24 : terms * 2 ** -24) };
+}
+
 export function randomArray(rng: Rng, n: number, low = -1, high = 1): Float32Array {
   return rng.uniformArray(n, low, high);
 }
