@@ -100,7 +100,7 @@ export async function createGpu(opts: InitOptions = {}): Promise<Gpu> {
   }
   if (!adapter) {
     throw new NoGpuError(
-      `No WebGPU adapter was found: WebGPU is present but offered no adapter (no usable GPU driver, or the GPU is blocklisted). ${opts.noAdapterHint ?? 'In Chrome see chrome://gpu; on Linux try --enable-features=Vulkan.'}`,
+      `No WebGPU adapter was found: WebGPU is present but offered no adapter (no usable GPU driver, or the GPU is blocklisted). ${opts.noAdapterHint ?? 'In Chrome see chrome://gpu; on Linux Chrome and Edge need --enable-unsafe-webgpu (with --enable-features=Vulkan).'}`,
     );
   }
 

@@ -6,6 +6,7 @@ import { assertClose, gpu, randomArray } from './helpers.js';
 import { Rng } from '../engine/random.js';
 import { type Tensor, tensor } from '../engine/tensor.js';
 import { Adam, SGD } from '../engine/optim.js';
+import { type RefAdam, RefAdamParam } from './ref/optim.js';
 
 await gpu(t);
 const rng = new Rng(99);
@@ -20,36 +21,6 @@ function closeTo(t: Parameters<typeof assertClose>[0], got: ArrayLike<number>, r
   let max = 0;
   for (let i = 0; i < ref.length; i++) max = Math.max(max, Math.abs(ref[i]));
   assertClose(t, got, ref, { rtol: 1e-6, atol: 1e-6 * max }, label);
-}
-
-interface RefAdam {
-  lr: number;
-  b1: number;
-  b2: number;
-  eps: number;
-  wd: number;
-}
-
-class RefAdamParam {
-  step = 0;
-  m: Float64Array;
-  v: Float64Array;
-  constructor(public p: Float64Array) {
-    this.m = new Float64Array(p.length);
-    this.v = new Float64Array(p.length);
-  }
-  update(gIn: ArrayLike<number>, o: RefAdam): void {
-    this.step++;
-    const bc1 = 1 - o.b1 ** this.step;
-    const bc2 = 1 - o.b2 ** this.step;
-    for (let i = 0; i < this.p.length; i++) {
-      const g = gIn[i] + o.wd * this.p[i];
-      this.m[i] += (1 - o.b1) * (g - this.m[i]);
-      this.v[i] = o.b2 * this.v[i] + (1 - o.b2) * g * g;
-      const denom = Math.sqrt(this.v[i]) / Math.sqrt(bc2) + o.eps;
-      this.p[i] -= (o.lr / bc1) * (this.m[i] / denom);
-    }
-  }
 }
 
 /** Random gradients with a spread of magnitudes (1e-4 .. 1), so eps and v both matter. */
