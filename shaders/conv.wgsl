@@ -37,14 +37,7 @@
 
 // @kernel conv_reg
 // One subgroup: R GEMM rows (output channels) x 8 lanes x PJ (4, 8 or 16) adjacent positions per lane.
-struct Params {
-  B: u32, KIN: u32, IH: u32, IW: u32,
-  ROWS: u32, QH: u32, QW: u32, NG: u32,
-  OH: u32, OW: u32, OSY: u32, OSX: u32,
-  OPY: u32, OPX: u32, SY: u32, KSTEPS: u32,
-  OFFY: i32, OFFX: i32, NPOS: u32, KSTRIDE: u32,
-  KITERS: u32, TY: u32, HAS_BIAS: u32, RELU: u32,
-}
+{{PARAMS}}
 {{BINDINGS}}
 
 @compute @workgroup_size(8)
@@ -87,7 +80,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
 // (b, qy, four qx) of chunk wg.z, UQ groups per iteration (1 today: more measured slower) of a
 // single flat loop (a nested loop over qx would run only a couple of times per row on small
 // maps and pay its setup each time).
-{{WGRAD_PARAMS}}
+{{PARAMS}}
 {{BINDINGS}}
 
 @compute @workgroup_size(8)
@@ -125,7 +118,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) lane:
 // The input rows of consecutive iterations then overlap in TY - 1 rows: an iteration loads one
 // new input row and shifts the others down a ring of loop-carried values (llvmpipe's per-lane
 // loads cost far more than the shifts). Partial sums go to P[chunk] as convw_reg's do.
-{{WGRAD_PARAMS}}
+{{PARAMS}}
 {{BINDINGS}}
 
 @compute @workgroup_size(8)
@@ -169,14 +162,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) lane:
 // @kernel conv_smem
 // 64 positions x 64 rows per workgroup of 16x16; each invocation 4 positions x 4 rows (both
 // strided by 16); K in slices of 16.
-struct Params {
-  B: u32, KIN: u32, IH: u32, IW: u32,
-  ROWS: u32, QH: u32, QW: u32, MTOT: u32,
-  OH: u32, OW: u32, OSY: u32, OSX: u32,
-  OPY: u32, OPX: u32, SY: u32, SX: u32,
-  OFFY: i32, OFFX: i32, TY: u32, TX: u32,
-  KTOT: u32, TXP: u32, KINP: u32, _pad: u32,
-}
+{{PARAMS}}
 {{BINDINGS}}
 // Slices are stored as vec4s, [k][s] = (positions or rows s, s + 16, s + 32, s + 48): a thread
 // reads its 4 positions and its 4 rows with one workgroup load each (2 per 16 FMAs instead of
@@ -258,13 +244,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
 // @kernel convw_smem
 // Weight gradient: 64 rows x 64 columns (kin, ty, tx) per 16x16 workgroup; chunk wg.z of the
 // positions; partial sums go to P[chunk] in the same layout as convw_reg's.
-struct Params {
-  B: u32, KIN: u32, IH: u32, IW: u32,
-  ROWS: u32, QH: u32, QW: u32, NCOL: u32,
-  TY: u32, TX: u32, SY: u32, SX: u32,
-  OFFY: i32, OFFX: i32, CHUNK: u32, MTOT: u32,
-  TXP: u32, PSTRIDE: u32, _p0: u32, _p1: u32,
-}
+{{PARAMS}}
 {{BINDINGS}}
 // vec4 slices as in conv_smem: [k][s] = rows (or columns) s, s + 16, s + 32, s + 48.
 var<workgroup> As: array<vec4f, 256>;
@@ -340,12 +320,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 // or a [KIN, ROWS, KH, KW] one (KINMAJOR = 1); zero where any index is out of range. The
 // divisors of the index (TXP, TY, KINP) are constants of the kernel: llvmpipe divides by a
 // uniform value per lane, and a 3x3 forward's repack took 0.6-1.5 ms so at batch 32 (3-5% of it).
-struct Params {
-  ROWS: u32, ROWSP: u32, KIN: u32, KINP: u32,
-  TY: u32, TX: u32, TXP: u32, KH: u32,
-  KW: u32, KY0: u32, KX0: u32, TSY: u32,
-  TSX: u32, KINMAJOR: u32, CHAN: u32, TOTAL: u32,
-}
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> W: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -386,7 +361,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // loads and no index divisions (llvmpipe divides per lane). A thread per weight, with four
 // divisions each, took 0.83 ms at batch 32 for dec1 and 1.64 ms for enc3 on lavapipe; this
 // takes 0.23 and 0.44 ms. Chunks are added in the same order, so results are bitwise the same.
-struct Params { N4: u32, S: u32, _p0: u32, _p1: u32 }  // N4: vec4s of one chunk
+{{PARAMS}}  // N4: vec4s of one chunk
 @group(0) @binding(0) var<storage, read> P: array<vec4f>;
 @group(0) @binding(1) var<storage, read_write> dW: array<{{OUT}}>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -404,7 +379,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // db[c] = sum over (b, position) of G[b, c, position]: one workgroup per channel, a fixed-order
 // tree in workgroup memory (deterministic). T is vec4f when a channel's HW values are whole
 // vec4s (HW counts T elements), else f32.
-struct Params { B: u32, C: u32, HW: u32, _pad: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> G: array<{{T}}>;
 @group(0) @binding(1) var<storage, read_write> db: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -429,7 +404,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 
 // @kernel relu_grad
 // g * (y > 0): the gradient through a ReLU fused into a conv's epilogue, from its output y.
-struct Params { n: u32, _pad: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> g: array<f32>;
 @group(0) @binding(1) var<storage, read> y: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;

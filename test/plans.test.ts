@@ -1,0 +1,256 @@
+// Plans as data: the kernel variant and tiles of every seed layer's passes (bench/conv_cases.ts,
+// batch 32 and 256), and of the VQ codebook search as a matmul and as the fused nearest-code
+// kernel (the seed's batches 32 and 256 and the quick preset's 8), for a lavapipe-like and an
+// H100-like device, with no GPU. A change here is a change of which kernel runs where: update
+// the table on purpose, and say why in the commit.
+import t from 'tap';
+import { SEED_LAYERS } from '../bench/conv_cases.js';
+import * as C from '../engine/conv.js';
+import { FLAG_SPECS, type Flags } from '../engine/flags.js';
+import { describeMatmulPlan, planMatmul } from '../engine/matmul.js';
+import { describeNearestPlan, planNearest } from '../engine/vq.js';
+import { H100_CAPS, LAVAPIPE_CAPS } from './plans/caps.js';
+
+const DEFAULTS = Object.fromEntries(Object.entries(FLAG_SPECS).map(([k, v]) => [k, v.default])) as Flags;
+
+/** Each seed layer's plan per bench case name (conv.enc1.fwd.b32 ...). */
+function seedPlans(caps: typeof LAVAPIPE_CAPS, f: Flags = DEFAULTS): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of SEED_LAYERS) {
+    for (const B of [32, 256]) {
+      for (const op of ['fwd', 'dgrad', 'wgrad'] as const) {
+        const xs = [B, l.CI, l.H, l.H];
+        const ws = l.transposed ? [l.CI, l.CO, l.K, l.K] : [l.CO, l.CI, l.K, l.K];
+        const o = { stride: l.stride, padding: l.pad };
+        const g = l.transposed ? C.convTranspose2dGeometry(xs, ws, o) : C.conv2dGeometry(xs, ws, o);
+        out[`${l.transposed ? 'convT' : 'conv'}.${l.name}.${op}.b${B}`] = C.describeConvPlan(C.planConv(op, g, l.transposed, caps, f));
+      }
+    }
+  }
+  return out;
+}
+
+const EXPECTED: Record<'lavapipe' | 'h100', Record<string, string>> = {
+  lavapipe: {
+    'conv.enc1.fwd.b32': 'reg R16 PJ16 tap D1 vx3 vy w:pack u1024',
+    'conv.enc1.dgrad.b32': '2x reg R4 PJ16 tap D-1 vx0 w:pack u512 + 2x reg R4 PJ16 tap D-1 vx1 w:pack u512',
+    'conv.enc1.wgrad.b32': 'wreg R16 CPL2 T4 texX S8',
+    'conv.enc1.fwd.b256': 'reg R16 PJ16 tap D1 vx3 vy w:pack u1024',
+    'conv.enc1.dgrad.b256': '2x reg R4 PJ16 tap D-1 vx0 w:pack u512 + 2x reg R4 PJ16 tap D-1 vx1 w:pack u512',
+    'conv.enc1.wgrad.b256': 'wreg R16 CPL2 T4 texX S64',
+    'conv.enc2.fwd.b32': 'reg R16 PJ16 tap D1 vx3 vy w:pack',
+    'conv.enc2.dgrad.b32': '2x reg R16 PJ16 tap D-1 vx0 w:pack + 2x reg R16 PJ16 tap D-1 vx1 w:pack',
+    'conv.enc2.wgrad.b32': 'wreg R16 CPL2 T4 texAX S2',
+    'conv.enc2.fwd.b256': 'reg R16 PJ16 tap D1 vx3 vy w:pack',
+    'conv.enc2.dgrad.b256': '2x reg R16 PJ16 tap D-1 vx0 w:pack + 2x reg R16 PJ16 tap D-1 vx1 w:pack',
+    'conv.enc2.wgrad.b256': 'wreg R16 CPL2 T4 texAX S16',
+    'conv.enc3.fwd.b32': 'reg R16 PJ16 tap D1 vx3 vy w:pack',
+    'conv.enc3.dgrad.b32': 'reg R16 PJ16 tap D-1 vx1 vy w:pack',
+    'conv.enc3.wgrad.b32': 'wrows R16 TY3 T3 texA S2',
+    'conv.enc3.fwd.b256': 'reg R16 PJ16 tap D1 vx3 vy w:pack',
+    'conv.enc3.dgrad.b256': 'reg R16 PJ16 tap D-1 vx1 vy w:pack',
+    'conv.enc3.wgrad.b256': 'wrows R16 TY3 T3 texA S16',
+    'conv.res3x3.fwd.b32': 'reg R16 PJ16 tap D1 vx3 vy w:pack',
+    'conv.res3x3.dgrad.b32': 'reg R16 PJ16 tap D-1 vx1 vy w:pack',
+    'conv.res3x3.wgrad.b32': 'wrows R16 TY3 T3 texA S2',
+    'conv.res3x3.fwd.b256': 'reg R16 PJ16 tap D1 vx3 vy w:pack',
+    'conv.res3x3.dgrad.b256': 'reg R16 PJ16 tap D-1 vx1 vy w:pack',
+    'conv.res3x3.wgrad.b256': 'wrows R16 TY3 T3 texA S16',
+    'conv.res1x1.fwd.b32': 'reg R32 PJ4 chan D1 vx0 vy w:as-is u1024',
+    'conv.res1x1.dgrad.b32': 'reg R32 PJ4 chan D1 vx0 vy w:as-is4 u1024',
+    'conv.res1x1.wgrad.b32': 'wreg R32 CPL4 T1 texX S4',
+    'conv.res1x1.fwd.b256': 'reg R32 PJ4 chan D1 vx0 vy w:as-is u1024',
+    'conv.res1x1.dgrad.b256': 'reg R32 PJ4 chan D1 vx0 vy w:as-is4 u1024',
+    'conv.res1x1.wgrad.b256': 'wreg R32 CPL4 T1 texX S16',
+    'conv.prevq.fwd.b32': 'reg R32 PJ4 chan D1 vx0 vy w:as-is u2048',
+    'conv.prevq.dgrad.b32': 'reg R32 PJ4 chan D1 vx0 vy w:as-is4 u2048',
+    'conv.prevq.wgrad.b32': 'wreg R32 CPL4 T1 texA S2',
+    'conv.prevq.fwd.b256': 'reg R32 PJ4 chan D1 vx0 vy w:as-is u2048',
+    'conv.prevq.dgrad.b256': 'reg R32 PJ4 chan D1 vx0 vy w:as-is4 u2048',
+    'conv.prevq.wgrad.b256': 'wreg R32 CPL4 T1 texA S16',
+    'conv.dec1.fwd.b32': 'reg R16 PJ16 tap D1 vx3 vy w:pack',
+    'conv.dec1.dgrad.b32': 'reg R16 PJ16 tap D-1 vx1 vy w:pack',
+    'conv.dec1.wgrad.b32': 'wrows R16 TY3 T3 texA S2',
+    'conv.dec1.fwd.b256': 'reg R16 PJ16 tap D1 vx3 vy w:pack',
+    'conv.dec1.dgrad.b256': 'reg R16 PJ16 tap D-1 vx1 vy w:pack',
+    'conv.dec1.wgrad.b256': 'wrows R16 TY3 T3 texA S16',
+    'convT.decT1.fwd.b32': '2x reg R16 PJ16 tap D-1 vx0 w:pack + 2x reg R16 PJ16 tap D-1 vx1 w:pack',
+    'convT.decT1.dgrad.b32': 'reg R16 PJ16 tap D1 vx3 vy w:pack',
+    'convT.decT1.wgrad.b32': 'wreg R16 CPL2 T4 texAX S2',
+    'convT.decT1.fwd.b256': '2x reg R16 PJ16 tap D-1 vx0 w:pack + 2x reg R16 PJ16 tap D-1 vx1 w:pack',
+    'convT.decT1.dgrad.b256': 'reg R16 PJ16 tap D1 vx3 vy w:pack',
+    'convT.decT1.wgrad.b256': 'wreg R16 CPL2 T4 texAX S16',
+    'convT.decT2.fwd.b32': '2x reg R4 PJ16 tap D-1 vx0 w:pack u512 + 2x reg R4 PJ16 tap D-1 vx1 w:pack u512',
+    'convT.decT2.dgrad.b32': 'reg R16 PJ16 tap D1 vx3 vy w:pack u1024',
+    'convT.decT2.wgrad.b32': 'wreg R16 CPL2 T4 texX S8',
+    'convT.decT2.fwd.b256': '2x reg R4 PJ16 tap D-1 vx0 w:pack u512 + 2x reg R4 PJ16 tap D-1 vx1 w:pack u512',
+    'convT.decT2.dgrad.b256': 'reg R16 PJ16 tap D1 vx3 vy w:pack u1024',
+    'convT.decT2.wgrad.b256': 'wreg R16 CPL2 T4 texX S64',
+  },
+  h100: {
+    'conv.enc1.fwd.b32': 'smem D1',
+    'conv.enc1.dgrad.b32': '2x reg R4 PJ8 tap D-1 vx0 w:pack + 2x reg R4 PJ8 tap D-1 vx1 w:pack',
+    'conv.enc1.wgrad.b32': 'wsmem S128',
+    'conv.enc1.fwd.b256': 'smem D1',
+    'conv.enc1.dgrad.b256': '2x reg R4 PJ8 tap D-1 vx0 w:pack + 2x reg R4 PJ8 tap D-1 vx1 w:pack',
+    'conv.enc1.wgrad.b256': 'wsmem S256',
+    'conv.enc2.fwd.b32': 'smem D1',
+    'conv.enc2.dgrad.b32': '4x smem D-1',
+    'conv.enc2.wgrad.b32': 'wsmem S8',
+    'conv.enc2.fwd.b256': 'smem D1',
+    'conv.enc2.dgrad.b256': '4x smem D-1',
+    'conv.enc2.wgrad.b256': 'wsmem S8',
+    'conv.enc3.fwd.b32': 'smem D1',
+    'conv.enc3.dgrad.b32': 'smem D-1',
+    'conv.enc3.wgrad.b32': 'wsmem S8',
+    'conv.enc3.fwd.b256': 'smem D1',
+    'conv.enc3.dgrad.b256': 'smem D-1',
+    'conv.enc3.wgrad.b256': 'wsmem S8',
+    'conv.res3x3.fwd.b32': 'smem D1',
+    'conv.res3x3.dgrad.b32': 'smem D-1',
+    'conv.res3x3.wgrad.b32': 'wsmem S15',
+    'conv.res3x3.fwd.b256': 'smem D1',
+    'conv.res3x3.dgrad.b256': 'smem D-1',
+    'conv.res3x3.wgrad.b256': 'wsmem S15',
+    'conv.res1x1.fwd.b32': 'smem D1',
+    'conv.res1x1.dgrad.b32': 'smem D1',
+    'conv.res1x1.wgrad.b32': 'wsmem S32',
+    'conv.res1x1.fwd.b256': 'smem D1',
+    'conv.res1x1.dgrad.b256': 'smem D1',
+    'conv.res1x1.wgrad.b256': 'wsmem S128',
+    'conv.prevq.fwd.b32': 'smem D1',
+    'conv.prevq.dgrad.b32': 'smem D1',
+    'conv.prevq.wgrad.b32': 'wsmem S32',
+    'conv.prevq.fwd.b256': 'smem D1',
+    'conv.prevq.dgrad.b256': 'smem D1',
+    'conv.prevq.wgrad.b256': 'wsmem S128',
+    'conv.dec1.fwd.b32': 'smem D1',
+    'conv.dec1.dgrad.b32': 'smem D-1',
+    'conv.dec1.wgrad.b32': 'wsmem S15',
+    'conv.dec1.fwd.b256': 'smem D1',
+    'conv.dec1.dgrad.b256': 'smem D-1',
+    'conv.dec1.wgrad.b256': 'wsmem S15',
+    'convT.decT1.fwd.b32': '4x smem D-1',
+    'convT.decT1.dgrad.b32': 'smem D1',
+    'convT.decT1.wgrad.b32': 'wsmem S8',
+    'convT.decT1.fwd.b256': '4x smem D-1',
+    'convT.decT1.dgrad.b256': 'smem D1',
+    'convT.decT1.wgrad.b256': 'wsmem S8',
+    'convT.decT2.fwd.b32': '2x reg R4 PJ8 tap D-1 vx0 w:pack + 2x reg R4 PJ8 tap D-1 vx1 w:pack',
+    'convT.decT2.dgrad.b32': 'smem D1',
+    'convT.decT2.wgrad.b32': 'wsmem S128',
+    'convT.decT2.fwd.b256': '2x reg R4 PJ8 tap D-1 vx0 w:pack + 2x reg R4 PJ8 tap D-1 vx1 w:pack',
+    'convT.decT2.dgrad.b256': 'smem D1',
+    'convT.decT2.wgrad.b256': 'wsmem S256',
+  },
+};
+
+t.test('seed layer plans, lavapipe-like device', async (t) => {
+  t.same(seedPlans(LAVAPIPE_CAPS), EXPECTED.lavapipe);
+});
+
+t.test('seed layer plans, H100-like device', async (t) => {
+  t.same(seedPlans(H100_CAPS), EXPECTED.h100);
+});
+
+t.test('plans are quick and need no GPU', async (t) => {
+  const t0 = performance.now();
+  for (let i = 0; i < 10; i++) seedPlans(LAVAPIPE_CAPS);
+  t.ok(performance.now() - t0 < 1000, 'ten tables of 108 plans in under a second');
+});
+
+t.test('flags steer the plans', async (t) => {
+  const smem = seedPlans(LAVAPIPE_CAPS, { ...DEFAULTS, convSchedule: 'smem' });
+  t.equal(smem['conv.enc1.dgrad.b32'], '4x smem D-1', 'forced smem keeps smem for few rows too');
+  t.match(smem['conv.enc3.wgrad.b32'], /^wsmem /);
+  const reg = seedPlans(H100_CAPS, { ...DEFAULTS, convSchedule: 'reg' });
+  t.match(reg['conv.enc2.fwd.b32'], /^reg R16 PJ8 /, 'reg forced on a GPU: 8 positions per lane');
+  t.match(reg['conv.enc2.wgrad.b32'], /^wreg .* S\d+$/);
+  t.notMatch(reg['conv.enc2.wgrad.b32'], /tex/, 'no textures off CPU devices');
+  const plain = seedPlans(LAVAPIPE_CAPS, { ...DEFAULTS, convRepack1x1: true, convUniformWeights: false, convWgradRows: false, convWgradTextures: '0' });
+  t.equal(plain['conv.res1x1.fwd.b32'], 'reg R32 PJ4 chan D1 vx0 vy w:pack');
+  t.match(plain['conv.enc3.wgrad.b32'], /^wreg R16 CPL2 T3 S\d+$/);
+  const noSubgroups = { ...H100_CAPS, subgroups: false };
+  t.match(seedPlans(noSubgroups)['convT.decT2.fwd.b32'], /^4x smem D-1$/, 'without subgroups few-row passes stay smem');
+  t.throws(() => C.planConvSchedule(noSubgroups, { ...DEFAULTS, convSchedule: 'reg' }), /needs the 'subgroups' feature/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The codebook search: z [B * 256, 64] against K = 512 codes (seed and quick presets: 16x16
+// latents, D = 64), as a matmul (z @ E^T with E [512, 64] read transposed, and z @ E with E
+// stored [64, 512]) and as nearestCode.
+
+function vqPlans(caps: typeof LAVAPIPE_CAPS, f: Flags = DEFAULTS): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const B of [8, 32, 256]) {
+    const n = B * 256;
+    const mm = (transB: boolean) => {
+      const p = planMatmul({ M: n, N: 512, K: 64, transB }, caps, f);
+      return `${describeMatmulPlan(p)} grid ${p.grid.join('x')}`;
+    };
+    out[`matmul.z@E^T.b${B}`] = mm(true);
+    out[`matmul.z@E.b${B}`] = mm(false);
+    const p = planNearest({ n, k: 512, d: 64 }, caps, f);
+    out[`nearest.b${B}`] = `${describeNearestPlan(p)} grid ${p.grid.join('x')}`;
+  }
+  return out;
+}
+
+const VQ_EXPECTED: Record<'lavapipe' | 'h100', Record<string, string>> = {
+  lavapipe: {
+    'matmul.z@E^T.b8': 'reg 32x8 sg b1o4 grid 8x64x1',
+    'matmul.z@E.b8': 'reg 32x8 sg b4o4 grid 8x64x1',
+    'nearest.b8': 'reg 12x8 sg v4 un16 grid 22x1x1',
+    'matmul.z@E^T.b32': 'reg 32x8 sg b1o4 grid 8x256x1',
+    'matmul.z@E.b32': 'reg 32x8 sg b4o4 grid 8x256x1',
+    'nearest.b32': 'reg 12x8 sg v4 un16 grid 86x1x1',
+    'matmul.z@E^T.b256': 'reg 32x8 sg b1o4 grid 8x2048x1',
+    'matmul.z@E.b256': 'reg 32x8 sg b4o4 grid 8x2048x1',
+    'nearest.b256': 'reg 12x8 sg v4 un16 grid 683x1x1',
+  },
+  h100: {
+    'matmul.z@E^T.b8': 'smem 64x64 b1o4 grid 8x32x1',
+    'matmul.z@E.b8': 'smem 64x64 b4o4 grid 8x32x1',
+    'nearest.b8': 'smem 64x64 grid 32x1x1',
+    'matmul.z@E^T.b32': 'smem 64x64 b1o4 grid 8x128x1',
+    'matmul.z@E.b32': 'smem 64x64 b4o4 grid 8x128x1',
+    'nearest.b32': 'smem 64x64 grid 128x1x1',
+    'matmul.z@E^T.b256': 'smem 64x64 b1o4 grid 8x1024x1',
+    'matmul.z@E.b256': 'smem 64x64 b4o4 grid 8x1024x1',
+    'nearest.b256': 'smem 64x64 grid 1024x1x1',
+  },
+};
+
+t.test('codebook-search plans, lavapipe-like device', async (t) => {
+  t.same(vqPlans(LAVAPIPE_CAPS), VQ_EXPECTED.lavapipe);
+});
+
+t.test('codebook-search plans, H100-like device', async (t) => {
+  t.same(vqPlans(H100_CAPS), VQ_EXPECTED.h100);
+});
+
+t.test('flags and options steer the matmul and nearest-code plans', async (t) => {
+  const mm = (caps: typeof LAVAPIPE_CAPS, f: Flags, s = { M: 100, N: 7, K: 9 }, schedule?: 'reg' | 'smem') => describeMatmulPlan(planMatmul(s, caps, f, schedule));
+  t.equal(mm(LAVAPIPE_CAPS, DEFAULTS), 'reg 32x8 sg b1o1', 'N % 4 != 0: scalar B loads and stores');
+  t.equal(mm(LAVAPIPE_CAPS, { ...DEFAULTS, matmulSubgroups: false }), 'reg 8x8 b1o1', 'no sharing: 8 rows');
+  t.equal(mm({ ...LAVAPIPE_CAPS, subgroupMinSize: 4 }, DEFAULTS), 'reg 8x8 b1o1', 'subgroups under 8 lanes cannot share');
+  t.equal(mm(LAVAPIPE_CAPS, { ...DEFAULTS, matmulTile: '16x4' }), 'reg 16x4 sg b1o1');
+  t.equal(mm(LAVAPIPE_CAPS, { ...DEFAULTS, matmulSchedule: 'smem' }), 'smem 64x64 b1o1');
+  t.equal(mm(H100_CAPS, { ...DEFAULTS, matmulSchedule: 'reg' }), 'reg 32x8 sg b1o1');
+  t.equal(mm(H100_CAPS, { ...DEFAULTS, matmulSchedule: 'reg' }, undefined, 'smem'), 'smem 64x64 b1o1', 'an explicit schedule beats the flag');
+  t.throws(() => planMatmul({ M: 65536 * 33, N: 4, K: 1 }, LAVAPIPE_CAPS, DEFAULTS), /needs 67584 workgroup rows \(more than 65535\); split the batch/);
+
+  const near = (caps: typeof LAVAPIPE_CAPS, f: Flags, s: { n: number; k: number; d: number }, o = {}, bytes?: number) =>
+    describeNearestPlan(planNearest(s, caps, f, o, bytes));
+  t.equal(near(LAVAPIPE_CAPS, DEFAULTS, { n: 8192, k: 128, d: 64 }), 'reg 12x8 sg v4 un16 u2048', 'a codebook of 32 KiB binds as a uniform array');
+  t.equal(near(LAVAPIPE_CAPS, DEFAULTS, { n: 8192, k: 128, d: 64 }, {}, 16384), 'reg 12x8 sg v4 un16', '... unless its buffer is smaller than the array');
+  t.equal(near(LAVAPIPE_CAPS, DEFAULTS, { n: 300, k: 512, d: 64 }), 'reg 3x8 sg v4 un16', 'few rows: fewer per invocation');
+  t.equal(near(LAVAPIPE_CAPS, DEFAULTS, { n: 8192, k: 512, d: 160 }), 'reg 8x32 sg v4 un2', 'wide rows: the looped tile');
+  t.equal(near(LAVAPIPE_CAPS, DEFAULTS, { n: 8192, k: 33, d: 10 }), 'reg 12x8 sg v1 un10', 'D % 4 != 0: scalar loads, still unrolled');
+  t.equal(near(LAVAPIPE_CAPS, { ...DEFAULTS, vqSubgroups: false }, { n: 8192, k: 512, d: 64 }), 'reg 16x16 v4 un2', 'no sharing: the looped tile');
+  t.equal(near(LAVAPIPE_CAPS, DEFAULTS, { n: 8192, k: 512, d: 64 }, { subgroups: false }), 'reg 16x16 v4 un2');
+  t.equal(near(LAVAPIPE_CAPS, { ...DEFAULTS, vqSchedule: 'smem' }, { n: 8192, k: 512, d: 64 }), 'smem 64x64');
+  t.equal(near(H100_CAPS, DEFAULTS, { n: 8192, k: 512, d: 64 }, { schedule: 'reg', subgroups: false }), 'reg 16x16 v4 un2');
+  t.throws(() => planNearest({ n: 1, k: 1, d: 1 }, H100_CAPS, DEFAULTS, { schedule: 'reg', subgroups: true }), /subgroups of 8 lanes are not available on nvidia hopper/);
+  t.throws(() => planNearest({ n: 1, k: 1, d: 1 }, H100_CAPS, DEFAULTS, { schedule: 'fast' as 'reg' }), /must be 'reg' or 'smem', got 'fast'/);
+});
