@@ -1,13 +1,16 @@
 // The sweep: the seed's grid, names, shards (flags, SLURM, Kubernetes), and a two-setting sweep
 // run as two shards with a tiny model, merged into the summary (CSV, Markdown, overlaid
-// curves that decode as PNG); a rerun skips finished settings.
+// curves that decode as PNG); a rerun skips finished settings. Under a scheduler: a run stopped
+// in its final evaluation gets it on resume, diverged runs are not retried, locked ones are
+// left to their owner, and the summary names unfinished and missing runs.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { gpu } from './helpers.js';
 import { tempDir } from './fixtures.js';
-import { SEED_GRID, expandGrid, formatLr, resolveShard, runSweep, settingConfig, settingName, shardSettings, summarizeSweep } from '../train/sweep.js';
+import { SEED_GRID, expandGrid, formatLr, resolveShard, runSweep, settingConfig, settingName, shardSettings, summarizeSweep, summaryLine } from '../train/sweep.js';
+import { RunFiles, writeJsonAtomic } from '../train/runfiles.js';
 import { parseTrainArgs } from '../train/config.js';
 import { readMetrics } from '../train/metrics.js';
 
@@ -103,4 +106,54 @@ t.test('a two-setting sweep in two shards, merged into the summary', async (t) =
   t.same(again.outcomes.map((o) => o.status), ['skipped', 'skipped']);
   t.equal(summarizeSweep(dir).runs.length, 2);
   t.match(lines.join('\n'), /shard 0\/2 \(test\) runs 1: K8-beta1\.25-lr3e-3/);
+});
+
+t.test('under a scheduler: a run stopped in its final evaluation, a diverged run, a locked one, a missing one', async (t) => {
+  const dir = join(tempDir(t, 'vqvae-sweep-'), 'sweep');
+  const base = { hidden: 16, residualHidden: 8, embeddingDim: 8, batchSize: 4, steps: 6, logEvery: 3, valEvery: 6, valImages: 8, checkpointEvery: 6, gridEvery: 100, evalImages: 8 };
+  const lines: string[] = [];
+  const print = (s: string) => lines.push(s);
+  const [k8, k16, k32, k64] = ['K8-beta1.25-lr3e-3', 'K16-beta1.25-lr3e-3', 'K32-beta1.25-lr3e-3', 'K64-beta1.25-lr3e-3'];
+  const first = await runSweep({ base, grid: { codebookSize: [8], beta: [1.25], lr: [3e-3] }, dir, isCpu: true, progress: 'none', print });
+  t.same(first.outcomes.map((o) => o.status), ['finished']);
+
+  // K8 killed during its final evaluation: all steps done, no eval.json
+  const run8 = new RunFiles(join(dir, k8));
+  const evalBefore = JSON.parse(readFileSync(run8.evalJson, 'utf8'));
+  rmSync(run8.evalJson);
+  run8.writeStatus({ state: 'interrupted', step: 6, steps: 6 });
+  // K16 diverged; K32 held by a live task on another node; K64 never started
+  const cfg16 = settingConfig(base, { codebookSize: 16, beta: 1.25, lr: 3e-3, name: k16 }, dir, true).config;
+  const run16 = new RunFiles(join(dir, k16));
+  run16.make();
+  writeJsonAtomic(run16.config, cfg16);
+  run16.writeStatus({ state: 'diverged', step: 3, steps: 6, message: 'stopped: the loss became NaN at step 3' });
+  writeFileSync(join(dir, `${k32}.lock`), JSON.stringify({ token: 't', host: 'node17', pid: 4242, task: 'slurm 12_2', started: '2024-01-01T00:00:00Z' }));
+
+  const grid = { codebookSize: [8, 16, 32, 64], beta: [1.25], lr: [3e-3] };
+  const again = await runSweep({ base, grid, dir, shard: { index: 0, count: 2, source: 'test' }, isCpu: true, progress: 'none', print });
+  t.same(again.outcomes.map((o) => [o.name, o.status]), [[k8, 'finished'], [k32, 'locked']]);
+  t.match(again.outcomes[1].message, /locked by slurm 12_2, pid 4242 on node17/);
+  const ev = JSON.parse(readFileSync(run8.evalJson, 'utf8'));
+  t.equal(ev.step, 6, 'K8 got its final evaluation without training again');
+  t.equal(ev.recon_mse, evalBefore.recon_mse, 'the same evaluation as before');
+  t.equal(readMetrics(run8.metricsJsonl).filter((r) => r.split === 'train').at(-1)!.step, 6);
+  t.ok(existsSync(join(dir, `${k32}.lock`)), "the other task's lock stays");
+  t.notOk(existsSync(join(dir, `${k8}.lock`)), 'its own lock is released');
+
+  const other = await runSweep({ base, grid, dir, shard: { index: 1, count: 2, source: 'test' }, isCpu: true, progress: 'none', print });
+  t.same(other.outcomes.map((o) => [o.name, o.status]), [[k16, 'skipped'], [k64, 'finished']]);
+  t.match(other.outcomes[0].message, /diverged at step 3 before; not retried/);
+
+  // the merge names what is not finished and what is missing
+  rmSync(join(dir, k64), { recursive: true });
+  const s = summarizeSweep(dir, expandGrid(grid).map((x) => x.name));
+  t.same(s.runs.map((r) => [r.name, r.state]), [[k8, 'finished'], [k16, 'diverged']]);
+  t.same(s.unfinished.map((r) => r.name), [k16]);
+  t.same(s.missing, [k32, k64]);
+  const md = readFileSync(s.markdownPath, 'utf8');
+  t.match(md, /2 runs \(1 finished of 4 settings\)/);
+  t.match(md, `## Not finished\n\n- ${k16}: diverged at step 3/6 (stopped: the loss became NaN at step 3)`);
+  t.match(md, `## Missing\n\nNo run folder yet: ${k32}, ${k64}.`);
+  t.match(summaryLine(s), `not finished: ${k16} (diverged at step 3/6); missing: ${k32}, ${k64}`);
 });

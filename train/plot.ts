@@ -1,9 +1,10 @@
 // Line charts as PNG (pngjs) with a tiny rasteriser: antialiased polylines, axes with "nice"
 // ticks (linear, or decades for a log-scale y axis as in the seed's loss figures), grid lines,
 // a legend, and text in the built-in 5x7 bitmap font (train/font.ts). No plotting dependency.
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PNG } from 'pngjs';
+import { writeFileAtomic } from './atomic.js';
 import { GLYPH_H, ADVANCE, glyph, textWidth } from './font.js';
 
 export type Rgb = [number, number, number];
@@ -368,9 +369,7 @@ export function renderCharts(specs: ChartSpec[], opts: ChartOptions & { columns?
 export function writeCharts(path: string, specs: ChartSpec[], opts: ChartOptions & { columns?: number } = {}): void {
   const png = renderCharts(specs, opts).png();
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, png);
-  renameSync(tmp, path);
+  writeFileAtomic(path, png);
 }
 
 /** A moving average over `window` points (for noisy curves). */

@@ -12,14 +12,13 @@
 //   runs/<name>/log.txt                 the messages printed while it ran
 // A step checkpoint is complete once latest.json names it, so a crash while saving leaves the
 // previous one as the latest.
-import { appendFileSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { modelPath, trainPath } from '../model/checkpoint_files.js';
+import { tmpPath, writeFileAtomic } from './atomic.js';
 
 export function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  renameSync(tmp, path);
+  writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
 }
 
 export function readJson<T>(path: string): T | null {
@@ -142,7 +141,7 @@ export class RunFiles {
   commitCheckpoint(step: number, keep: number): void {
     const base = this.stepBase(step);
     writeJsonAtomic(this.latestPointer, { base: `step-${String(step).padStart(6, '0')}`, step });
-    const tmp = `${this.latestModel}.${process.pid}.tmp`;
+    const tmp = tmpPath(this.latestModel);
     rmSync(tmp, { force: true });
     try {
       linkSync(modelPath(base), tmp);

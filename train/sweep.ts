@@ -2,8 +2,11 @@
 // 1e-3/1e-4/1e-5; any subset), one run folder per setting under a sweep folder, sharding for
 // job arrays (SLURM, Kubernetes indexed jobs), and the summary: a table (CSV and Markdown)
 // and overlaid loss and perplexity curves per varied parameter, like the seed's Figures 2-9.
-import { existsSync, readdirSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
+// Under a scheduler: a task locks each run folder it trains (runlock.ts), skips finished runs,
+// resumes stopped ones, and any task may merge the summary at any time (atomic writes).
+import { existsSync, readdirSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from './atomic.js';
 import { type GivenConfig, type TrainConfig, formatLr, readConfigFile, resolveTrainConfig } from './config.js';
 
 export { formatLr };
@@ -11,6 +14,7 @@ import { type MetricRow, readMetrics } from './metrics.js';
 import { type ChartSpec, PALETTE, writeCharts } from './plot.js';
 import type { ProgressMode } from './progress.js';
 import { RunFiles, type RunStatus, readJson } from './runfiles.js';
+import { type LockOwner, RunLock, describeOwner } from './runlock.js';
 import { type TrainResult, train } from './trainer.js';
 
 export interface SweepGrid {
@@ -105,8 +109,23 @@ export interface SweepOptions {
 
 export interface SweepRunOutcome {
   name: string;
-  status: TrainResult['status'] | 'skipped';
+  /** skipped: finished or diverged before; locked: another live task trains it. */
+  status: TrainResult['status'] | 'skipped' | 'locked';
   message: string;
+}
+
+/** The exit status of a task whose run lock was taken over (see runSweep). */
+export const LOCK_LOST_EXIT = 75;
+
+/**
+ * Why a run needs no training, or null: finished (with its evaluation), or diverged (a rerun
+ * would diverge the same way; resume it by hand with a lower --lr).
+ */
+function doneReason(files: RunFiles, config: TrainConfig): string | null {
+  const st = files.readStatus();
+  if (st?.state === 'finished' && st.step >= config.steps && existsSync(files.evalJson)) return 'already finished';
+  if (st?.state === 'diverged') return `diverged at step ${st.step} before; not retried (resume it with a lower --lr: npm run train -- --resume ${files.dir} --lr X)`;
+  return null;
 }
 
 /** The run config of one setting (the preset is chosen from the base options alone). */
@@ -143,24 +162,62 @@ export async function runSweep(o: SweepOptions): Promise<{ outcomes: SweepRunOut
     }
     const { config } = settingConfig(o.base, s, o.dir, o.isCpu);
     const files = new RunFiles(join(o.dir, s.name));
-    const st = files.readStatus();
-    if (st?.state === 'finished' && st.step >= config.steps && existsSync(files.evalJson)) {
-      print(`[${i + 1}/${mine.length}] ${s.name}: already finished, skipped`);
-      outcomes.push({ name: s.name, status: 'skipped', message: 'already finished' });
+    const tag = `[${i + 1}/${mine.length}] ${s.name}`;
+    const skip = (reason: string) => {
+      print(`${tag}: ${reason}, skipped`);
+      outcomes.push({ name: s.name, status: 'skipped', message: reason });
+    };
+    const before = doneReason(files, config);
+    if (before) {
+      skip(before);
       continue;
     }
-    const resume = existsSync(files.config) && files.latest() !== null;
-    print(`[${i + 1}/${mine.length}] ${s.name}: ${resume ? 'resuming' : 'starting'} (${config.preset} preset, ${config.steps} steps, batch ${config.batchSize})`);
-    const result = await train(config, { resume, overwrite: !resume, progress: o.progress, signal: o.signal, print });
+    // A lost lock means another task judged this one dead and trains the run now: stop at
+    // once, without saving, so that only the new owner writes the folder.
+    const onLost = (by: LockOwner | null) => {
+      print(`${tag}: the run's lock was taken over${by ? ` by ${describeOwner(by)}` : ''}; stopping without saving`);
+      process.exit(LOCK_LOST_EXIT);
+    };
+    const lock = RunLock.acquire(`${files.dir}.lock`, { onLost });
+    if (!(lock instanceof RunLock)) {
+      const message = `locked by ${describeOwner(lock.heldBy)}`;
+      print(`${tag}: ${message}, left to it`);
+      outcomes.push({ name: s.name, status: 'locked', message });
+      continue;
+    }
+    let result: TrainResult;
+    try {
+      if (lock.tookOver) print(`${tag}: took over the lock of ${describeOwner(lock.tookOver.from)}: ${lock.tookOver.reason}`);
+      // another task may have finished the run between the check above and the lock
+      const after = doneReason(files, config);
+      if (after) {
+        skip(after);
+        continue;
+      }
+      const resume = existsSync(files.config) && files.latest() !== null;
+      print(`${tag}: ${resume ? 'resuming' : 'starting'} (${config.preset} preset, ${config.steps} steps, batch ${config.batchSize})`);
+      result = await train(config, { resume, overwrite: !resume, progress: o.progress, signal: o.signal, print });
+    } finally {
+      lock.release();
+    }
     outcomes.push({ name: s.name, status: result.status, message: result.message });
     if (result.status === 'interrupted') {
       interrupted = true;
       break;
     }
   }
-  const summary = summarizeSweep(o.dir);
-  print(`summary of ${summary.runs.length} runs: ${summary.markdownPath}, ${summary.csvPath}; ${summary.figures.length} figures`);
+  const summary = summarizeSweep(o.dir, all.map((s) => s.name));
+  print(summaryLine(summary));
   return { outcomes, interrupted, summary };
+}
+
+/** One line on a merged summary: where it is, and which runs are missing or unfinished. */
+export function summaryLine(s: SweepSummary): string {
+  const finished = s.runs.length - s.unfinished.length;
+  const parts = [`summary of ${s.runs.length} runs (${finished} finished): ${s.markdownPath}, ${s.csvPath}; ${s.figures.length} figures`];
+  if (s.unfinished.length) parts.push(`not finished: ${s.unfinished.map((r) => `${r.name} (${r.state} at step ${r.step}/${r.steps})`).join(', ')}`);
+  if (s.missing.length) parts.push(`missing: ${s.missing.join(', ')}`);
+  return parts.join('; ');
 }
 
 // ---- summary
@@ -213,6 +270,10 @@ export const SUMMARY_COLUMNS: (keyof SweepRunSummary)[] = [
 
 export interface SweepSummary {
   runs: SweepRunSummary[];
+  /** Runs not finished: interrupted, failed, diverged, still running, or of unknown state. */
+  unfinished: SweepRunSummary[];
+  /** Expected settings with no readable run folder. */
+  missing: string[];
   csvPath: string;
   markdownPath: string;
   figures: string[];
@@ -221,6 +282,8 @@ export interface SweepSummary {
 interface LoadedRun {
   summary: SweepRunSummary;
   rows: MetricRow[];
+  /** The status's message (why it stopped), if any. */
+  message: string | null;
 }
 
 function loadRun(dir: string): LoadedRun | null {
@@ -243,6 +306,7 @@ function loadRun(dir: string): LoadedRun | null {
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
   return {
     rows,
+    message: status?.message ?? null,
     summary: {
       name: cfg.name,
       codebook_size: cfg.codebookSize,
@@ -268,12 +332,6 @@ function loadRun(dir: string): LoadedRun | null {
   };
 }
 
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
-
 function cell(v: unknown, digits = 5): string {
   if (v === null || v === undefined) return '';
   if (typeof v === 'number') {
@@ -292,9 +350,11 @@ const PARAMS = [
 /**
  * Merges every run folder in `dir` (whichever shards made them) into summary.csv,
  * summary.md (sorted by best validation loss) and figures/: for each parameter, for each
- * setting of the other two, the loss and perplexity curves of its values overlaid.
+ * setting of the other two, the loss and perplexity curves of its values overlaid. Runs in
+ * any state are merged; summary.md lists the unfinished ones and the `expected` settings
+ * that have no run folder. Every file is written atomically, so merges may run concurrently.
  */
-export function summarizeSweep(dir: string): SweepSummary {
+export function summarizeSweep(dir: string, expected: readonly string[] = []): SweepSummary {
   const runs: LoadedRun[] = [];
   if (existsSync(dir)) {
     for (const f of readdirSync(dir, { withFileTypes: true })) {
@@ -312,7 +372,7 @@ export function summarizeSweep(dir: string): SweepSummary {
   const summaries = runs.map((r) => r.summary);
   mkdirSync(dir, { recursive: true });
   const csvPath = join(dir, 'summary.csv');
-  writeAtomic(csvPath, [SUMMARY_COLUMNS.join(','), ...summaries.map((s) => SUMMARY_COLUMNS.map((c) => cell(s[c], 8)).join(','))].join('\n') + '\n');
+  writeFileAtomic(csvPath, [SUMMARY_COLUMNS.join(','), ...summaries.map((s) => SUMMARY_COLUMNS.map((c) => cell(s[c], 8)).join(','))].join('\n') + '\n');
 
   const ranked = [...summaries].sort((a, b) => (a.best_valid_loss ?? Infinity) - (b.best_valid_loss ?? Infinity));
   const mdCols: [keyof SweepRunSummary, string][] = [
@@ -330,18 +390,27 @@ export function summarizeSweep(dir: string): SweepSummary {
     ['eval_perplexity', 'eval ppl'],
     ['eval_codebook_usage', 'codes used'],
   ];
+  const unfinished = summaries.filter((r) => r.state !== 'finished');
+  const present = new Set(summaries.map((r) => r.name));
+  const missing = expected.filter((n) => !present.has(n));
+  const messages = new Map(runs.map((r) => [r.summary.name, r.message]));
+  const notes = [
+    ...(unfinished.length ? ['', '## Not finished', '', ...unfinished.map((r) => `- ${r.name}: ${r.state} at step ${r.step}/${r.steps}${messages.get(r.name) ? ` (${messages.get(r.name)})` : ''}`)] : []),
+    ...(missing.length ? ['', '## Missing', '', `No run folder yet: ${missing.join(', ')}.`] : []),
+  ];
   const md = [
     `# Sweep summary: ${dir}`,
     '',
-    `${summaries.length} runs, best validation loss first. Train loss and perplexity: the last logged interval's mean; eval: the final evaluation (${summaries.find((s) => s.eval_split)?.eval_split ?? 'none yet'} split).`,
+    `${summaries.length} runs (${summaries.length - unfinished.length} finished${expected.length ? ` of ${expected.length} settings` : ''}), best validation loss first. Train loss and perplexity: the last logged interval's mean; eval: the final evaluation (${summaries.find((s) => s.eval_split)?.eval_split ?? 'none yet'} split).`,
     '',
     `| ${mdCols.map(([, h]) => h).join(' | ')} |`,
     `| ${mdCols.map(([k]) => (k === 'state' ? '---' : '---:')).join(' | ')} |`,
     ...ranked.map((s) => `| ${mdCols.map(([k]) => (k === 'lr' ? formatLr(s.lr) : cell(s[k], 4))).join(' | ')} |`),
+    ...notes,
     '',
   ].join('\n');
   const markdownPath = join(dir, 'summary.md');
-  writeAtomic(markdownPath, md);
+  writeFileAtomic(markdownPath, md);
 
   // overlaid curves per varied parameter
   const figures: string[] = [];
@@ -373,5 +442,5 @@ export function summarizeSweep(dir: string): SweepSummary {
       figures.push(path);
     }
   }
-  return { runs: summaries, csvPath, markdownPath, figures };
+  return { runs: summaries, unfinished, missing, csvPath, markdownPath, figures };
 }
