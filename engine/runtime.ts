@@ -101,6 +101,9 @@ export class Runtime {
   /** Compute passes opened so far (timeGpu writes two timestamps per pass). */
   passCount = 0;
 
+  /** Called before each pipeline compiles (the trainers say that a cold start is compiling). */
+  onCompile: ((kernel: string) => void) | null = null;
+
   /** Number of compiled pipelines (one per kernel specialisation). */
   get pipelineCount(): number {
     return this.pipelines.size;
@@ -150,6 +153,7 @@ export class Runtime {
   private pipeline(kernel: Kernel): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; id: number } {
     let p = this.pipelines.get(kernel.key);
     if (!p) {
+      this.onCompile?.(kernel.name);
       const t0 = performance.now();
       const module = this.device.createShaderModule({ code: kernel.code(), label: kernel.name });
       const pipeline = this.device.createComputePipeline({
@@ -542,14 +546,20 @@ function describeError(err: GPUError, kernels: string[]): string {
 
 /**
  * The length (vec4s) of a uniform array a kernel can declare to read a buffer of `floats` f32
- * values through: a power of two (at least 16) so that few kernel variants serve every size,
- * or 0 when it would not fit one uniform binding or would run past the buffer's `bufferBytes`
- * (the binding must cover the whole declared array). On lavapipe a per-lane uniform load is a
- * branch-free gather, a per-lane storage load a bounds-checked scalar load per lane.
+ * values through on a device with `caps`: a power of two (at least 16) so that few kernel
+ * variants serve every size, or 0 when it would not fit one uniform binding or would run past
+ * the buffer's `bufferBytes` (the binding must cover the whole declared array). On lavapipe a
+ * per-lane uniform load is a branch-free gather, a per-lane storage load a bounds-checked
+ * scalar load per lane. Pure (plans call it).
  */
-export function uniformArrayVec4s(floats: number, bufferBytes: number): number {
+export function uniformVec4s(caps: Pick<Capabilities, 'maxUniformBufferBindingSize'>, floats: number, bufferBytes: number): number {
   const vec4s = 2 ** Math.ceil(Math.log2(Math.max(16, floats / 4)));
-  return vec4s * 16 <= rt().caps.maxUniformBufferBindingSize && vec4s * 16 <= bufferBytes ? vec4s : 0;
+  return vec4s * 16 <= caps.maxUniformBufferBindingSize && vec4s * 16 <= bufferBytes ? vec4s : 0;
+}
+
+/** uniformVec4s on this device. */
+export function uniformArrayVec4s(floats: number, bufferBytes: number): number {
+  return uniformVec4s(rt().caps, floats, bufferBytes);
 }
 
 /** Splits `workgroups` over x and y so neither exceeds the per-dimension limit. */

@@ -2,11 +2,14 @@
 // in checkpoint.ts, which works on bytes):
 //   <base>.safetensors        the model blob;
 //   <base>.train.safetensors  the train blob (optimiser moments + trainer state), when saved.
+// Loading takes a base or a file path: `<base>.safetensors`, or a PyTorch `.pt` / `.pth` file
+// (a state_dict, or a whole training checkpoint holding one; never with train state).
 // Errors name the file paths.
 import { existsSync } from 'node:fs';
 import type { Adam } from '../engine/optim.js';
 import type { VqVaeConfig } from './config.js';
-import { CheckpointError, type CheckpointInfo, checkpointConfigFromBytes, encodeCheckpoint, loadCheckpointBytes, modelFromCheckpointBytes } from './checkpoint.js';
+import type { NameScheme } from './names.js';
+import { CheckpointError, type CheckpointInfo, checkpointConfigFromBytes, encodeCheckpoint, initFromCheckpointBytes, loadCheckpointBytes, modelFromCheckpointBytes } from './checkpoint.js';
 import { SafetensorsError } from './safetensors.js';
 import { readFileBytes, writeFileAtomic } from './safetensors_file.js';
 import type { VqVae } from './vqvae.js';
@@ -18,11 +21,24 @@ export function trainPath(base: string): string {
   return `${base}.train.safetensors`;
 }
 
+/** File extensions read as torch.save archives. */
+export const PT_EXTENSIONS = ['.pt', '.pth'];
+
+/**
+ * The files a checkpoint argument names: a .pt / .pth file alone, a `.safetensors` path (with
+ * its `.train.safetensors` beside it), or a base path (`<base>.safetensors` + train file).
+ */
+export function checkpointFiles(pathOrBase: string): { model: string; train: string | null } {
+  if (PT_EXTENSIONS.some((e) => pathOrBase.toLowerCase().endsWith(e))) return { model: pathOrBase, train: null };
+  const base = pathOrBase.replace(/(\.train)?\.safetensors$/, '');
+  return { model: modelPath(base), train: trainPath(base) };
+}
+
 /** Writes model (and optimiser/trainer state when given) to `<base>.safetensors` (+ `.train.safetensors`). */
 export async function saveCheckpoint(
   base: string,
   model: VqVae,
-  opts: { step: number; optimizer?: Adam | null; train?: Record<string, unknown> },
+  opts: { step: number; optimizer?: Adam | null; train?: Record<string, unknown>; names?: NameScheme },
 ): Promise<void> {
   const bytes = await encodeCheckpoint(model, opts);
   // train state first: a crash between the two writes leaves a new train file whose id
@@ -43,31 +59,40 @@ function readBytes(path: string): Uint8Array {
 }
 
 /** The train file's bytes, or undefined when there is none (a model-only checkpoint). */
-function readTrainBytes(base: string): Uint8Array | undefined {
-  const tpath = trainPath(base);
-  return existsSync(tpath) ? readBytes(tpath) : undefined;
+function readTrainBytes(tpath: string | null): Uint8Array | undefined {
+  return tpath && existsSync(tpath) ? readBytes(tpath) : undefined;
 }
 
-/** Reads and validates the config stored in a checkpoint (no GPU work). */
-export function checkpointConfig(base: string): VqVaeConfig {
-  const path = modelPath(base);
-  return checkpointConfigFromBytes(readBytes(path), path);
+/** Reads and validates the config stored in a checkpoint, or read off a PyTorch file's shapes (no GPU work). */
+export function checkpointConfig(pathOrBase: string): VqVaeConfig {
+  const { model } = checkpointFiles(pathOrBase);
+  return checkpointConfigFromBytes(readBytes(model), model);
 }
 
 /**
- * Loads `<base>.safetensors` into `model` (and, when present and asked for, the optimiser's
- * state from `<base>.train.safetensors`). Everything is validated first; on any error the
+ * Loads a checkpoint (see checkpointFiles) into `model` (and, when present and asked for, the
+ * optimiser's state from its train file). Everything is validated first; on any error the
  * model and optimiser are left untouched.
  */
-export async function loadCheckpoint(base: string, model: VqVae, opts: { optimizer?: Adam | null } = {}): Promise<CheckpointInfo> {
-  const path = modelPath(base);
-  const modelBytes = readBytes(path);
-  return loadCheckpointBytes(modelBytes, model, { trainBytes: readTrainBytes(base), optimizer: opts.optimizer, source: path, trainSource: trainPath(base) });
+export async function loadCheckpoint(
+  pathOrBase: string,
+  model: VqVae,
+  opts: { optimizer?: Adam | null; onWarning?: (message: string) => void } = {},
+): Promise<CheckpointInfo> {
+  const f = checkpointFiles(pathOrBase);
+  const modelBytes = readBytes(f.model);
+  return loadCheckpointBytes(modelBytes, model, { trainBytes: readTrainBytes(f.train), optimizer: opts.optimizer, source: f.model, trainSource: f.train ?? undefined, onWarning: opts.onWarning });
 }
 
-/** A model built from a checkpoint's stored config, with its weights loaded. */
-export async function modelFromCheckpoint(base: string): Promise<{ model: VqVae; info: CheckpointInfo }> {
-  const path = modelPath(base);
-  const modelBytes = readBytes(path);
-  return modelFromCheckpointBytes(modelBytes, path, { trainBytes: readTrainBytes(base), trainSource: trainPath(base) });
+/** A model built from a checkpoint's stored config (or a PyTorch file's shapes), with its weights loaded. */
+export async function modelFromCheckpoint(pathOrBase: string, opts: { onWarning?: (message: string) => void } = {}): Promise<{ model: VqVae; info: CheckpointInfo }> {
+  const f = checkpointFiles(pathOrBase);
+  const modelBytes = readBytes(f.model);
+  return modelFromCheckpointBytes(modelBytes, f.model, { trainBytes: readTrainBytes(f.train), trainSource: f.train ?? undefined, onWarning: opts.onWarning });
+}
+
+/** Starts `model` from a checkpoint file's weights (train --init-from; see initFromCheckpointBytes). */
+export async function initFromCheckpoint(path: string, model: VqVae, opts: { onWarning?: (message: string) => void } = {}): Promise<CheckpointInfo> {
+  const f = checkpointFiles(path);
+  return initFromCheckpointBytes(readBytes(f.model), model, { source: f.model, onWarning: opts.onWarning });
 }

@@ -1,5 +1,6 @@
-// The VQ-VAE's parameters under the seed's PyTorch state_dict names and layouts
-// (../shared/SPEC.md section 7), initialised as PyTorch initialises them by default.
+// The VQ-VAE's parameters under PyTorch state_dict names and layouts (../shared/SPEC.md
+// section 7): the zalando notebook's names inside the engine (files may use the seed
+// repository's instead: names.ts), initialised as PyTorch initialises them by default.
 import { Rng } from '../engine/random.js';
 import { Tensor, tensor } from '../engine/tensor.js';
 import type { VqVaeConfig } from './config.js';

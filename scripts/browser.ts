@@ -59,17 +59,19 @@ export interface LaunchOptions {
   executablePath?: string;
   /** Switches added after WEBGPU_ARGS. */
   args?: string[];
+  /** Default true; false leaves out WEBGPU_ARGS, as a browser with its default settings (to test pages without WebGPU). */
+  webgpu?: boolean;
   /** Default true; false shows a window (needs a display). */
   headless?: boolean;
 }
 
-/** A Playwright Browser on the system Chromium with WebGPU on SwiftShader. */
+/** A Playwright Browser on the system Chromium with WebGPU on SwiftShader (unless opts.webgpu is false). */
 export async function launchChromium(opts: LaunchOptions = {}): Promise<Browser> {
   const executablePath = opts.executablePath ?? findChromium();
   if (!executablePath) throw new Error(noChromiumReason());
   // Chromium refuses to start its sandbox as root; only then do we turn it off.
   const root = process.getuid?.() === 0;
-  const args = [...WEBGPU_ARGS, ...(root ? ['--no-sandbox'] : []), ...(opts.args ?? [])];
+  const args = [...(opts.webgpu === false ? [] : WEBGPU_ARGS), ...(root ? ['--no-sandbox'] : []), ...(opts.args ?? [])];
   return chromium.launch({ executablePath, args, headless: opts.headless ?? true });
 }
 

@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { init } from '../engine/node.js';
 import { evaluateRun, evalHelp } from '../train/evalrun.js';
+import { relaunchWithoutDawnNoise } from './cli.js';
 
 async function main(): Promise<number> {
   let parsed;
@@ -46,6 +47,8 @@ async function main(): Promise<number> {
     console.error(`eval: --split must be train, valid or test, got '${split}'`);
     return 2;
   }
+  const relaunched = await relaunchWithoutDawnNoise();
+  if (relaunched !== null) return relaunched;
   await init();
   const out = await evaluateRun(parsed.positionals[0], {
     split: split as 'train' | 'valid' | 'test',

@@ -42,7 +42,9 @@ export function withFlagTable(readme: string): string {
   return readme.slice(0, begin) + renderFlagTable() + readme.slice(end + FLAGS_END.length);
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && /^(-h|--help)$/.test(process.argv[2] ?? '')) {
+  console.log('Usage: npm run generate\n\nRewrites engine/wgsl.generated.ts from shaders/*.wgsl and the flag table of README.md from\nengine/flags.ts (test/generated.test.ts fails while either is stale). No options.');
+} else if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   writeFileSync(WGSL_MODULE, renderWgslModule());
   writeFileSync(README, withFlagTable(readFileSync(README, 'utf8')));
   console.log(`wrote ${WGSL_MODULE} and the flag table of ${README}`);

@@ -8,9 +8,9 @@ import { init } from '../engine/node.js';
 import type { ProgressMode } from '../train/progress.js';
 import { PRIOR_CPU_PRESET, PRIOR_GPU_PRESET, PRIOR_RESUMABLE, type PriorConfig, kebab, trainPrior } from '../train/prior.js';
 import { readJson } from '../train/runfiles.js';
+import { onStopSignals, relaunchWithoutDawnNoise } from './cli.js';
 
 const NUMERIC: (keyof PriorConfig)[] = ['width', 'layers', 'headWidth', 'firstKernel', 'kernel', 'steps', 'batchSize', 'lr', 'seed', 'trainImages', 'validImages', 'logEvery', 'valEvery', 'checkpointEvery', 'keepCheckpoints'];
-const SIZE: (keyof PriorConfig)[] = ['width', 'layers', 'headWidth', 'steps', 'batchSize', 'trainImages'];
 
 function help(): string {
   return `npm run prior -- runs/<name> [options]
@@ -18,18 +18,20 @@ Trains a gated PixelCNN prior over the 16x16 code maps of the VQ-VAE in runs/<na
 (its checkpoints/best, else the latest step checkpoint). Output in runs/<name>/prior/.
   --preset gpu|cpu     gpu: width ${PRIOR_GPU_PRESET.width}, ${PRIOR_GPU_PRESET.layers} layers, batch ${PRIOR_GPU_PRESET.batchSize}, ${PRIOR_GPU_PRESET.steps} steps, lr ${PRIOR_GPU_PRESET.lr}
                        cpu: width ${PRIOR_CPU_PRESET.width}, ${PRIOR_CPU_PRESET.layers} layers, batch ${PRIOR_CPU_PRESET.batchSize}, ${PRIOR_CPU_PRESET.steps} steps, ${PRIOR_CPU_PRESET.trainImages} train images
-                       (default: cpu on a CPU Vulkan device unless a size option is given)
+                       (default: cpu on a CPU device, gpu on a GPU; every other option replaces
+                       only its own value: --steps 20 on a CPU device is the cpu preset with 20 steps)
 ${NUMERIC.map((k) => `  --${kebab(k)} N`).join('\n')}
   --resume             continue from runs/<name>/prior/checkpoints (only ${PRIOR_RESUMABLE.map((k) => '--' + kebab(k)).join(', ')} may change)
   --overwrite          replace an existing prior
-  --progress auto|bar|lines|none`;
+  --progress auto|bar|lines|none
+  -h, --help           this text`;
 }
 
 const stop = new AbortController();
 async function main(): Promise<number> {
   let a;
   try {
-    const options: Record<string, { type: 'string' | 'boolean' }> = { preset: { type: 'string' }, resume: { type: 'boolean' }, overwrite: { type: 'boolean' }, progress: { type: 'string' }, help: { type: 'boolean' } };
+    const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { preset: { type: 'string' }, resume: { type: 'boolean' }, overwrite: { type: 'boolean' }, progress: { type: 'string' }, help: { type: 'boolean', short: 'h' } };
     for (const k of NUMERIC) options[kebab(k)] = { type: 'string' };
     a = parseArgs({ args: process.argv.slice(2), options, allowPositionals: true });
   } catch (e) {
@@ -61,6 +63,8 @@ async function main(): Promise<number> {
     console.error(`prior: --preset must be gpu or cpu, not '${preset}'`);
     return 2;
   }
+  const relaunched = await relaunchWithoutDawnNoise();
+  if (relaunched !== null) return relaunched;
   // first Ctrl-C / SIGTERM: finish the step, save, exit 130; a second one exits at once
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -68,8 +72,7 @@ async function main(): Promise<number> {
     console.error(`\n${sig}: stopping after the current step (again to quit at once)`);
     stop.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  onStopSignals(onSignal);
   const r = await init();
   let cfg: PriorConfig;
   const saved = readJson<PriorConfig & { version: number }>(join(run, 'prior', 'config.json'));
@@ -82,15 +85,15 @@ async function main(): Promise<number> {
     const { version: _, ...rest } = saved;
     cfg = { ...(rest as PriorConfig), ...given, run };
   } else {
-    const auto = preset === undefined && r.caps.isCpu && !SIZE.some((k) => k in given);
-    const base = preset === 'cpu' || auto ? PRIOR_CPU_PRESET : PRIOR_GPU_PRESET;
-    if (auto) {
-      console.log(
-        `CPU device detected (${r.caps.description}): cpu preset (width ${base.width}, ${base.layers} mask-B layers, batch ${base.batchSize}, ${base.steps} steps, lr ${base.lr}, ` +
-          `${base.trainImages} train / ${base.validImages} valid images) so that it finishes in minutes. Use --preset gpu for SPEC section 6's settings.`,
-      );
-    }
+    // the preset is chosen once (--preset, else the device); each flag replaces only its own value
+    const chosen = preset ?? (r.caps.isCpu ? 'cpu' : 'gpu');
+    const base = chosen === 'cpu' ? PRIOR_CPU_PRESET : PRIOR_GPU_PRESET;
     cfg = { ...base, ...given, run };
+    const why = preset ? 'from --preset' : `chosen for the ${r.caps.isCpu ? 'CPU' : 'GPU'} device ${r.caps.description}; --preset ${chosen === 'cpu' ? 'gpu' : 'cpu'} for the other`;
+    const fromPreset = (['width', 'layers', 'batchSize', 'steps', 'lr', 'trainImages', 'validImages'] as (keyof PriorConfig)[]).filter((k) => !(k in given));
+    console.log(`preset ${chosen} (${why})${fromPreset.length ? `: ${fromPreset.map((k) => `${kebab(k)} ${cfg[k]}`).join(', ')}` : ''}`);
+    const flags = NUMERIC.filter((k) => k in given);
+    console.log(`from flags: ${flags.length ? flags.map((k) => `--${kebab(k)} ${cfg[k]}`).join(', ') : 'none (every value from the preset)'}`);
   }
   if (!existsSync(run)) {
     console.error(`prior: ${run} does not exist (train a VQ-VAE first: npm run train)`);

@@ -11,22 +11,44 @@ import { writeImageGrid } from '../train/data/index.js';
 import { loadPriorCheckpoint } from '../train/prior.js';
 import { RunFiles, readJson } from '../train/runfiles.js';
 import { sampleCodes } from '../train/sample.js';
+import { relaunchWithoutDawnNoise } from './cli.js';
+
+function help(): string {
+  return [
+    'Usage: npm run sample -- RUN_DIR [options]',
+    '',
+    "Draws code maps from the run's PixelCNN prior (RUN_DIR/prior/checkpoints/best, else the",
+    'latest; train one with npm run prior -- RUN_DIR) and decodes them with the VQ-VAE the prior',
+    'was trained on into a PNG grid.',
+    '',
+    'Options:',
+    '      --n N             code maps to draw (default 64)',
+    '      --temperature T   softmax temperature (default 1; 0: always the likeliest code)',
+    '      --seed S          random seed (default 0)',
+    '      --out FILE        PNG path (default RUN_DIR/prior/samples-seed<S>-t<T>.png)',
+    '  -h, --help            this text',
+  ].join('\n');
+}
 
 async function main(): Promise<number> {
   let a;
   try {
     a = parseArgs({
       args: process.argv.slice(2),
-      options: { n: { type: 'string' }, temperature: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' } },
+      options: { n: { type: 'string' }, temperature: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
     });
   } catch (e) {
-    console.error(`sample: ${(e as Error).message}`);
+    console.error(`sample: ${(e as Error).message.replace(/\. To specify.*$/s, '')} (see --help)`);
     return 2;
   }
-  if (a.values.help || a.positionals.length !== 1) {
-    console.log('npm run sample -- runs/<name> [--n 64] [--temperature 1.0] [--seed S] [--out file.png]');
-    return a.values.help ? 0 : 2;
+  if (a.values.help) {
+    console.log(help());
+    return 0;
+  }
+  if (a.positionals.length !== 1) {
+    console.error('sample: give one run folder, e.g. npm run sample -- runs/my-run (see --help)');
+    return 2;
   }
   const run = a.positionals[0];
   const n = Number(a.values.n ?? 64);
@@ -40,6 +62,8 @@ async function main(): Promise<number> {
   if (!base) return bad(`${run}/prior has no prior checkpoint: train one with npm run prior -- ${run}`);
   const pcfg = readJson<{ vqvaeCheckpoint: string }>(files.config);
   if (!pcfg) return bad(`${files.config} is missing`);
+  const relaunched = await relaunchWithoutDawnNoise();
+  if (relaunched !== null) return relaunched;
   await init();
   const { model: prior } = await loadPriorCheckpoint(base);
   const { model: vqvae } = await modelFromCheckpoint(pcfg.vqvaeCheckpoint);

@@ -2,8 +2,10 @@
 // SIGTERM: the current step finishes and a checkpoint is saved), 1 error or divergence (a NaN
 // or infinite loss; the last good checkpoint is kept), 2 bad arguments.
 import { init } from '../engine/node.js';
-import { QUICK_PRESET, kebab, parseTrainArgs, resolveTrainConfig, trainHelp } from '../train/config.js';
+import { checkpointConfig } from '../model/checkpoint_files.js';
+import { ARCH_KEYS, type TrainConfig, parseTrainArgs, presetBanner, resolveTrainConfig, trainHelp } from '../train/config.js';
 import { resumeConfig, train } from '../train/trainer.js';
+import { onStopSignals, relaunchWithoutDawnNoise } from './cli.js';
 
 const stop = new AbortController();
 let signals = 0;
@@ -20,6 +22,8 @@ async function main(): Promise<number> {
     console.log(trainHelp());
     return 0;
   }
+  const relaunched = await relaunchWithoutDawnNoise();
+  if (relaunched !== null) return relaunched;
 
   // Ctrl-C / SIGTERM: finish the step, save, exit 130; a second one exits at once.
   const onSignal = (sig: NodeJS.Signals) => {
@@ -31,8 +35,7 @@ async function main(): Promise<number> {
     console.error(`\n${sig}: finishing the current step and saving a checkpoint (${sig} again to quit at once)`);
     stop.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  onStopSignals(onSignal);
 
   const r = await init();
   let config;
@@ -40,16 +43,16 @@ async function main(): Promise<number> {
     config = resumeConfig(cli.resume, cli.given);
   } else {
     if (!cli.given.data && process.env.VQ_DATA) cli.given.data = process.env.VQ_DATA;
-    const resolved = resolveTrainConfig(cli.given, { isCpu: r.caps.isCpu });
-    config = resolved.config;
-    if (resolved.autoQuick) {
-      const q = QUICK_PRESET;
-      console.log(
-        `CPU device detected (${r.caps.description}): quick preset (hidden ${q.hidden}, batch ${q.batchSize}, ${q.steps} steps, lr ${q.lr} with ${q.lrSchedule} decay, ` +
-          `EMA codebook with dead-code restarts; K ${config.codebookSize}, D ${config.embeddingDim}, beta ${config.beta}) so that it finishes in about five minutes. ` +
-          `Use --preset seed for the seed's settings (batch 256, 10000 steps), or give sizes (${['steps', 'batchSize', 'hidden'].map((k) => '--' + kebab(k)).join(', ')}).`,
-      );
+    // --init-from: the model's sizes come from the file unless flags give them
+    let initArch: Partial<TrainConfig> | undefined;
+    if (cli.given.initFrom) {
+      const c = checkpointConfig(cli.given.initFrom);
+      if (c.inChannels !== 3) throw new Error(`--init-from ${cli.given.initFrom}: its model takes ${c.inChannels}-channel images, not RGB`);
+      initArch = Object.fromEntries(ARCH_KEYS.map((k) => [k, c[k]]));
     }
+    const resolved = resolveTrainConfig(cli.given, { isCpu: r.caps.isCpu, initArch });
+    config = resolved.config;
+    console.log(presetBanner(resolved, r.caps));
   }
   if (signals > 0) return 130;
   const result = await train(config, {

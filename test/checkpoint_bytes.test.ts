@@ -179,16 +179,16 @@ t.test('loading bad bytes gives the error loading the file gives, and leaves the
   const hostileHeader = new Uint8Array(16);
   new DataView(hostileHeader.buffer).setBigUint64(0, 0xffffffffffffn, true);
   const withNaN = entries();
-  const d = new Float32Array(withNaN['_pre_vq_conv.bias'].data as Float32Array);
+  const d = new Float32Array(withNaN['pre_vq_conv.bias'].data as Float32Array);
   d[3] = NaN;
-  withNaN['_pre_vq_conv.bias'] = { ...withNaN['_pre_vq_conv.bias'], data: d };
+  withNaN['pre_vq_conv.bias'] = { ...withNaN['pre_vq_conv.bias'], data: d };
   const missing = entries();
-  delete missing['_pre_vq_conv.bias'];
+  delete missing['pre_vq_conv.bias'];
   const cases: [string, Uint8Array, Uint8Array | undefined, RegExp][] = [
     ['hostile header', hostileHeader, undefined, /header length \d+ exceeds/],
     ['truncated', good.model.subarray(0, good.model.byteLength - 100), undefined, /reach past the data section/],
-    ['missing', encodeSafetensors(missing, parsed.metadata), undefined, /missing: _pre_vq_conv.bias/],
-    ['nan', encodeSafetensors(withNaN, parsed.metadata), undefined, /'_pre_vq_conv.bias' holds a non-finite value \(NaN\) at element 3/],
+    ['missing', encodeSafetensors(missing, parsed.metadata), undefined, /missing: pre_vq_conv.bias/],
+    ['nan', encodeSafetensors(withNaN, parsed.metadata), undefined, /'pre_vq_conv.bias' holds a non-finite value \(NaN\) at element 3/],
     ['arch', encodeSafetensors(entries(), { ...parsed.metadata, 'vqvae.config': JSON.stringify({ ...m.config, codebookSize: 32 }) }), undefined, /differs from this one in codebookSize \(file 32, model 16\)/],
     ['config', encodeSafetensors(entries(), { ...parsed.metadata, 'vqvae.config': '{not json' }), undefined, /'vqvae.config' is not valid JSON/],
     ['step', encodeSafetensors(entries(), { ...parsed.metadata, 'vqvae.step': '-1' }), undefined, /'vqvae.step' is not a non-negative integer/],
@@ -238,12 +238,13 @@ t.test('modelFromCheckpointBytes refuses a hostile blob before allocating any GP
       b[8] = 0x5b; // '[' where '{' was
       return b;
     })(), undefined, /not valid UTF-8 JSON|not a JSON object/],
-    ['no config', encodeSafetensors(entries(), { format: 'pt' }), undefined, /no 'vqvae.config' metadata/],
+    // no config (a PyTorch-written file): the architecture is read off the shapes, which needs the codebook
+    ['no config, no codebook', encodeSafetensors(Object.fromEntries(Object.entries(entries()).filter(([n]) => n !== 'vq_vae.embedding.weight')), { format: 'pt' }), undefined, /cannot tell the architecture: no 'vq_vae.embedding.weight'/],
     ['invalid config', withConfig({ ...tiny, hidden: -3 }), undefined, /config.hidden must be a positive integer/],
     // a config asking for ~40 GB of weights, with the tiny model's tensors: names and shapes
     // are checked against the config before anything is allocated
-    ['huge config, small tensors', withConfig({ ...tiny, hidden: 100_000 }), undefined, /'_encoder._conv_1.weight' has shape \[8, 3, 4, 4\], the model needs \[50000, 3, 4, 4\]/],
-    ['ema config, no ema tensors', withConfig({ ...tiny, ema: true }), undefined, /missing: _vq_vae._ema_cluster_size, _vq_vae._ema_w/],
+    ['huge config, small tensors', withConfig({ ...tiny, hidden: 100_000 }), undefined, /'encoder.conv1.weight' has shape \[8, 3, 4, 4\], the model needs \[50000, 3, 4, 4\]/],
+    ['ema config, no ema tensors', withConfig({ ...tiny, ema: true }), undefined, /missing: vq_vae.ema_cluster_size, vq_vae.ema_w/],
     ['hostile train header', good.model, hostileHeader, /picked\.train\.safetensors: header length \d+ exceeds/],
   ];
   for (const [what, modelBytes, trainBytes, re] of cases) {
@@ -260,12 +261,12 @@ t.test('modelFromCheckpointBytes refuses a hostile blob before allocating any GP
   // an error found only by reading the values (after allocation): the model is disposed, so
   // nothing stays live (and the counters do see the allocation)
   const withNaN = entries();
-  const d = new Float32Array(withNaN['_decoder._conv_1.bias'].data as Float32Array);
+  const d = new Float32Array(withNaN['decoder.conv1.bias'].data as Float32Array);
   d[0] = Infinity;
-  withNaN['_decoder._conv_1.bias'] = { ...withNaN['_decoder._conv_1.bias'], data: d };
+  withNaN['decoder.conv1.bias'] = { ...withNaN['decoder.conv1.bias'], data: d };
   const before = memory();
   const { acquires, result: err } = await countAcquires(() => rejection(modelFromCheckpointBytes(encodeSafetensors(withNaN, parsed.metadata), 'picked.safetensors')));
-  t.match(err.message, /^picked\.safetensors: '_decoder._conv_1.bias' holds a non-finite value \(Infinity\) at element 0/);
+  t.match(err.message, /^picked\.safetensors: 'decoder.conv1.bias' holds a non-finite value \(Infinity\) at element 0/);
   t.ok(acquires > 0, `the model was allocated (${acquires} buffers)`);
   const after = memory();
   t.equal(after.liveBytes, before.liveBytes, 'disposed: live bytes back where they were');

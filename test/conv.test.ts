@@ -2,8 +2,9 @@
 // differences, on every layer shape of the seed model (batch 2) and on awkward shapes, under
 // both kernel schedules (VQ_CONV_SCHEDULE=reg|smem); an optional cross-check against PyTorch;
 // error messages.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
+import { type TorchPython, torchTest } from './torch/python.js';
 import { compare, gpu, gradcheck, assertBitwise } from './helpers.js';
 import { backward } from '../engine/autograd.js';
 import { Rng } from '../engine/random.js';
@@ -326,7 +327,7 @@ t.test('more than 65535 position tiles (the grid splits over z)', async (t) => {
   for (const v of [xt, wt, bt]) v.dispose();
 });
 
-// ---- PyTorch cross-check (optional)
+// ---- PyTorch cross-check (skipped without torch, except under CI=true: test/torch/python.ts)
 
 const TORCH = `
 import json, sys, torch
@@ -349,14 +350,7 @@ for c in json.load(sys.stdin):
 json.dump(out, sys.stdout)
 `;
 
-function torchAvailable(): string | null {
-  const r = spawnSync('python3', ['-c', 'import torch'], { encoding: 'utf8', timeout: 60_000 });
-  if (r.error) return `python3 is not available (${r.error.message})`;
-  if (r.status !== 0) return `PyTorch is not importable (${(r.stderr || '').trim().split('\n').pop()})`;
-  return null;
-}
-
-t.test('cross-check against PyTorch (skipped without torch)', { skip: torchAvailable() ?? false }, async (t) => {
+torchTest(t, 'cross-check against PyTorch', async (t: Test, { python }: TorchPython) => {
   const cases = [...SEED.map(small), ...AWKWARD.filter((_, i) => i % 2 === 0)];
   const datas = cases.map((c, i) => makeData(c, 900 + 10 * i));
   const payload = cases.map((c, i) => {
@@ -368,7 +362,7 @@ t.test('cross-check against PyTorch (skipped without torch)', { skip: torchAvail
       stride: [g.sy, g.sx], padding: [g.py, g.px], op: [g.oy, g.ox],
     };
   });
-  const r = spawnSync('python3', ['-c', TORCH], { input: JSON.stringify(payload), encoding: 'utf8', maxBuffer: 1 << 28, timeout: 120_000 });
+  const r = spawnSync(python, ['-c', TORCH], { input: JSON.stringify(payload), encoding: 'utf8', maxBuffer: 1 << 28, timeout: 120_000 });
   t.equal(r.status, 0, `torch script ran${r.stderr ? `: ${r.stderr.slice(-500)}` : ''}`);
   if (r.status !== 0) return;
   const want = JSON.parse(r.stdout) as { ys: number[]; y: number[]; dx: number[]; dw: number[]; db: number[] | null }[];

@@ -1,8 +1,9 @@
 // The VQ-VAE model and its checkpoints: parameter count and names, shapes, gradients reaching
 // every parameter, a bit-exact checkpoint round trip, every malformed-checkpoint case, and
 // (when torch is installed) PyTorch loading our file and we loading PyTorch's.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
+import { type TorchPython, torchTest } from './torch/python.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -153,8 +154,8 @@ t.test('malformed checkpoints get an error naming the problem and leave the mode
   const cases: [string, string, RegExp][] = [];
   {
     const e = entries();
-    delete e['_pre_vq_conv.bias'];
-    cases.push(['missing', write('missing', e), /missing: _pre_vq_conv.bias/]);
+    delete e['pre_vq_conv.bias'];
+    cases.push(['missing', write('missing', e), /missing: pre_vq_conv.bias/]);
   }
   {
     const e = entries();
@@ -163,15 +164,15 @@ t.test('malformed checkpoints get an error naming the problem and leave the mode
   }
   {
     const e = entries();
-    e['_pre_vq_conv.bias'] = { dtype: 'F32', shape: [9], data: new Float32Array(9) };
-    cases.push(['shape', write('shape', e), /'_pre_vq_conv.bias' has shape \[9\], the model needs \[8\]/]);
+    e['pre_vq_conv.bias'] = { dtype: 'F32', shape: [9], data: new Float32Array(9) };
+    cases.push(['shape', write('shape', e), /'pre_vq_conv.bias' has shape \[9\], the model needs \[8\]/]);
   }
   {
     const e = entries();
-    const d = new Float32Array(e['_pre_vq_conv.bias'].data);
+    const d = new Float32Array(e['pre_vq_conv.bias'].data);
     d[3] = NaN;
-    e['_pre_vq_conv.bias'] = { ...e['_pre_vq_conv.bias'], data: d };
-    cases.push(['nan', write('nan', e), /'_pre_vq_conv.bias' holds a non-finite value \(NaN\) at element 3/]);
+    e['pre_vq_conv.bias'] = { ...e['pre_vq_conv.bias'], data: d };
+    cases.push(['nan', write('nan', e), /'pre_vq_conv.bias' holds a non-finite value \(NaN\) at element 3/]);
   }
   cases.push(['arch', write('arch', entries(), { ...good.metadata, 'vqvae.config': JSON.stringify({ ...JSON.parse(good.metadata['vqvae.config']), codebookSize: 32 }) }), /differs from this one in codebookSize \(file 32, model 16\)/]);
   cases.push(['config', write('config', entries(), { ...good.metadata, 'vqvae.config': '{not json' }), /'vqvae.config' is not valid JSON/]);
@@ -203,14 +204,14 @@ t.test('malformed checkpoints get an error naming the problem and leave the mode
   target.dispose();
 });
 
-const hasTorch = spawnSync('python3', ['-c', 'import torch, safetensors, numpy'], { encoding: 'utf8' }).status === 0;
 const refScript = resolve(import.meta.dirname, 'torch/vqvae_ref.py');
 
-t.test('PyTorch loads our checkpoint (strict) and reconstructs within 1e-4; we load PyTorch\'s', { skip: hasTorch ? false : 'torch, safetensors and numpy are not installed for python3' }, async (t) => {
+// both naming schemes: PyTorch builds the module tree the file's names call for
+torchTest(t, 'PyTorch loads our checkpoint (strict) and reconstructs within 1e-4; we load PyTorch\'s', async (t: Test, { python }: TorchPython) => {
   const m = new VqVae({}, { seed: 11 });
   rt().overwrite(m.codebook.buffer, new Rng(12).normalArray(512 * 64)); // well-separated codes: no near-ties
   const base = join(dir, 'torch');
-  await saveCheckpoint(base, m, { step: 0 });
+  await saveCheckpoint(base, m, { step: 0, names: 'zalando' });
   const xData = new Rng(13).uniformArray(2 * 3 * 64 * 64, -0.5, 0.5);
   const x = tensor(xData, [2, 3, 64, 64]);
   const ours = m.forward(x);
@@ -218,7 +219,7 @@ t.test('PyTorch loads our checkpoint (strict) and reconstructs within 1e-4; we l
   const inp = join(dir, 'x.bin');
   const out = join(dir, 'out.bin');
   writeFileSync(inp, xData);
-  const py = spawnSync('python3', [refScript, 'forward', modelPath(base), inp, out], { encoding: 'utf8', timeout: 120_000 });
+  const py = spawnSync(python, [refScript, 'forward', modelPath(base), inp, out], { encoding: 'utf8', timeout: 120_000 });
   t.equal(py.status, 0, py.stderr);
   const theirs = new Float32Array(readFileSync(out).buffer.slice(0, oursX.length * 4));
   let worst = 0;
@@ -226,7 +227,7 @@ t.test('PyTorch loads our checkpoint (strict) and reconstructs within 1e-4; we l
   t.ok(worst <= 1e-4, `max |ours - torch| = ${worst}`);
 
   const theirFile = join(dir, 'from-torch');
-  const py2 = spawnSync('python3', [refScript, 'save', modelPath(theirFile), '5'], { encoding: 'utf8', timeout: 120_000 });
+  const py2 = spawnSync(python, [refScript, 'save', modelPath(theirFile), '5'], { encoding: 'utf8', timeout: 120_000 });
   t.equal(py2.status, 0, py2.stderr);
   t.ok(existsSync(modelPath(theirFile)));
   const m2 = new VqVae({}, { seed: 0 });
@@ -234,7 +235,7 @@ t.test('PyTorch loads our checkpoint (strict) and reconstructs within 1e-4; we l
   t.equal(info.step, 0);
   t.equal(info.train, null);
   const mine = (await m2.forward(x).xHat.read()) as Float32Array;
-  const py3 = spawnSync('python3', [refScript, 'forward', modelPath(theirFile), inp, out], { encoding: 'utf8', timeout: 120_000 });
+  const py3 = spawnSync(python, [refScript, 'forward', modelPath(theirFile), inp, out], { encoding: 'utf8', timeout: 120_000 });
   t.equal(py3.status, 0, py3.stderr);
   const ref = new Float32Array(readFileSync(out).buffer.slice(0, mine.length * 4));
   let worst2 = 0;

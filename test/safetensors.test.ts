@@ -2,8 +2,9 @@
 // error that names the problem (the same error from a file, an ArrayBuffer or a Uint8Array
 // view), the byte functions stay platform-free, and (when torch is installed) files cross
 // over to PyTorch.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
+import { TORCH_DIR, type TorchPython, torchTest } from './torch/python.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -186,14 +187,15 @@ t.test('an interrupted write leaves the old file intact', async (t) => {
   t.same(readFileSync(path), before, 'old checkpoint untouched');
 });
 
-const torch = spawnSync('python3', ['-c', 'import torch, safetensors'], { encoding: 'utf8' });
-t.test('PyTorch reads our files and we read PyTorch\'s', { skip: torch.status !== 0 ? 'torch and safetensors are not installed for python3' : false }, async (t) => {
+// the safetensors package when installed, else test/torch/st_io.py's reader and writer
+torchTest(t, 'PyTorch reads our files and we read PyTorch\'s', async (t: Test, { python }: TorchPython) => {
   const ours = join(dir, 'ours.safetensors');
   writeSafetensors(ours, { w: { dtype: 'F32', shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) } }, { format: 'pt' });
   const theirs = join(dir, 'theirs.safetensors');
-  const py = spawnSync('python3', ['-c', `
+  const py = spawnSync(python, ['-c', `
 import torch, sys
-from safetensors.torch import load_file, save_file
+sys.path.insert(0, ${JSON.stringify(TORCH_DIR)})
+from st_io import load_file, save_file
 w = load_file(sys.argv[1])["w"]
 assert w.shape == (2, 2) and w.dtype == torch.float32, w
 print(float(w.sum()))

@@ -12,7 +12,7 @@ import { gpu } from './helpers.js';
 import { encodePngFile, fixtureRgba, tempDir } from './fixtures.js';
 import { loadCheckpoint, modelPath, trainPath } from '../model/checkpoint_files.js';
 import { VqVae } from '../model/vqvae.js';
-import { type TrainConfig, modelConfig, parseTrainArgs, readConfigFile, resolveTrainConfig, trainHelp, QUICK_PRESET } from '../train/config.js';
+import { type TrainConfig, modelConfig, parseTrainArgs, presetBanner, readConfigFile, resolveTrainConfig, trainHelp, QUICK_PRESET } from '../train/config.js';
 import { readMetrics, type MetricRow } from '../train/metrics.js';
 import { formatTick, logTicks, niceTicks, renderCharts } from '../train/plot.js';
 import { GLYPH_H, glyph, hasGlyph, textWidth } from '../train/font.js';
@@ -59,15 +59,31 @@ const quiet = { progress: 'none' as const, print: () => {} };
 // ---------------------------------------------------------------------------------------------
 
 t.test('options: seed defaults, the automatic CPU preset, flags over the config file, errors', async (t) => {
-  const seed = resolveTrainConfig({}, { isCpu: false }).config;
+  const seedCfg = () => resolveTrainConfig({}, { isCpu: false }).config;
+  const seed = seedCfg();
   t.match(seed, { preset: 'seed', batchSize: 256, steps: 10000, lr: 1e-3, beta: 1.25, codebookSize: 512, embeddingDim: 64, hidden: 128, ema: false, preprocess: 'squash' });
   const cpu = resolveTrainConfig({}, { isCpu: true });
   t.equal(cpu.autoQuick, true, 'a CPU device with no size options gets the quick preset');
   t.match(cpu.config, { preset: 'quick', hidden: QUICK_PRESET.hidden, batchSize: QUICK_PRESET.batchSize, steps: QUICK_PRESET.steps, codebookSize: 512 });
-  const sized = resolveTrainConfig({ steps: 7 }, { isCpu: true });
-  t.equal(sized.autoQuick, false, 'a size option keeps the seed defaults');
-  t.match(sized.config, { preset: 'seed', steps: 7, batchSize: 256 });
+  // the preset is chosen once; a flag replaces only its own value
+  const sized = resolveTrainConfig({ steps: 40 }, { isCpu: true });
+  t.equal(sized.autoQuick, true, '--steps on a CPU device keeps the quick preset');
+  t.match(sized.config, { preset: 'quick', steps: 40, batchSize: QUICK_PRESET.batchSize, hidden: QUICK_PRESET.hidden });
+  t.same(sized.given, ['steps']);
+  t.match(resolveTrainConfig({ codebookSize: 128, hidden: 32 }, { isCpu: true }).config, { preset: 'quick', codebookSize: 128, hidden: 32, batchSize: 8 }, 'sizes too');
+  t.match(resolveTrainConfig({ steps: 40 }, { isCpu: false }).config, { preset: 'seed', steps: 40, batchSize: 256 }, 'a GPU: the seed preset with 40 steps');
   t.equal(resolveTrainConfig({ preset: 'seed' }, { isCpu: true }).config.batchSize, 256, '--preset seed on a CPU device');
+  const banner = presetBanner(sized, { isCpu: true, description: 'llvmpipe' });
+  t.match(banner, /^preset quick \(chosen for the CPU device llvmpipe; --preset seed for the seed's settings\): hidden 64, batch-size 8, lr 2e-3/);
+  t.match(banner, /from flags: --steps 40$/m);
+  t.notMatch(banner, /steps 1000/, 'a value from a flag is not listed as the preset\'s');
+  t.match(presetBanner(resolveTrainConfig({ preset: 'seed' }, { isCpu: true }), { isCpu: true, description: 'x' }), /^preset seed \(from --preset\).*\nfrom flags: none/);
+  // --init-from's sizes come between the preset and the flags
+  const init = resolveTrainConfig({ hidden: 32 }, { isCpu: true, initArch: { hidden: 128, codebookSize: 512, embeddingDim: 64, residualHidden: 32, residualBlocks: 2 } });
+  t.match(init.config, { preset: 'quick', hidden: 32, codebookSize: 512, batchSize: 8 });
+  t.same(init.fromInit, ['residualHidden', 'residualBlocks', 'codebookSize', 'embeddingDim']);
+  t.equal(seedCfg().sampling, 'reshuffle', "the seed preset draws batches as the seed does (next(iter(loader)))");
+  t.equal(cpu.config.sampling, 'shuffle', 'the quick preset: shuffled epochs');
   t.match(resolveTrainConfig({}, { isCpu: false, now: new Date(2024, 0, 2, 3, 4, 5) }).config.name, 'seed-20240102-030405');
 
   const dir = tempDir(t, 'vqvae-train-');

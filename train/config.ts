@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type VqVaeConfig, resolveConfig } from '../model/config.js';
+import { DEFAULT_NAMES, NAME_SCHEMES, type NameScheme } from '../model/names.js';
 import { PREPROCESS_MODES, RESIZE_FILTERS, type PreprocessMode, type ResizeFilter } from './data/images.js';
 
 export type Preset = 'seed' | 'quick';
@@ -34,7 +35,7 @@ export interface TrainConfig extends ModelFields {
   trainSubset: number | null;
   validSubset: number | null;
   testSubset: number | null;
-  sampling: 'shuffle' | 'replacement';
+  sampling: 'shuffle' | 'reshuffle' | 'replacement';
 
   // optimisation
   steps: number;
@@ -44,6 +45,10 @@ export interface TrainConfig extends ModelFields {
   lrSchedule: 'constant' | 'cosine';
   /** Seeds the model's initialisation, the data order and the EMA restarts. */
   seed: number;
+  /** Start from these weights (.safetensors, .pt or .pth; either naming scheme) instead of a random init. */
+  initFrom: string | null;
+  /** Tensor names in saved checkpoints: the seed repository's module tree or the zalando notebook's. */
+  names: NameScheme;
 
   // schedule of the side work (in steps)
   logEvery: number;
@@ -72,7 +77,7 @@ export const SEED_PRESET: TrainConfig = {
   trainSubset: null,
   validSubset: null,
   testSubset: null,
-  sampling: 'shuffle',
+  sampling: 'reshuffle',
   hidden: 128,
   residualHidden: 32,
   residualBlocks: 2,
@@ -87,6 +92,8 @@ export const SEED_PRESET: TrainConfig = {
   lr: 1e-3,
   lrSchedule: 'constant',
   seed: 0,
+  initFrom: null,
+  names: DEFAULT_NAMES,
   logEvery: 50,
   valEvery: 500,
   valImages: 2048,
@@ -108,6 +115,7 @@ export const SEED_PRESET: TrainConfig = {
  */
 export const QUICK_PRESET: Partial<TrainConfig> = {
   preset: 'quick',
+  sampling: 'shuffle',
   hidden: 64,
   residualHidden: 32,
   batchSize: 8,
@@ -129,8 +137,8 @@ export const PRESETS: Record<Preset, Partial<TrainConfig>> = { seed: {}, quick: 
 /** Options as given (flags, config file): any subset, and the preset may be 'auto'. */
 export type GivenConfig = Omit<Partial<TrainConfig>, 'preset'> & { preset?: Preset | 'auto' };
 
-/** Flags that choose the amount of work; any of them turns off the automatic CPU preset. */
-export const SIZE_KEYS: (keyof TrainConfig)[] = ['steps', 'batchSize', 'hidden', 'residualHidden', 'residualBlocks', 'codebookSize', 'embeddingDim'];
+/** The model's sizes: what --init-from's file decides unless a flag gives them. */
+export const ARCH_KEYS = ['hidden', 'residualHidden', 'residualBlocks', 'codebookSize', 'embeddingDim'] as const;
 
 /**
  * Options that may change when resuming (everything else must match the run): the schedule,
@@ -150,6 +158,7 @@ export const RESUMABLE_KEYS: (keyof TrainConfig)[] = [
   'keepCheckpoints',
   'evalSplit',
   'evalImages',
+  'names',
 ];
 
 type Kind = 'int' | 'posint' | 'number' | 'posnumber' | 'string' | 'bool' | 'nullable-string' | 'nullable-posint' | { oneOf: readonly string[] };
@@ -158,7 +167,7 @@ type Kind = 'int' | 'posint' | 'number' | 'posnumber' | 'string' | 'bool' | 'nul
 export const FIELDS: { key: keyof TrainConfig; kind: Kind; help: string; short?: string }[] = [
   { key: 'name', kind: 'string', help: 'run name: the run folder is <runs-dir>/<name> (default: <preset>-<date>-<time>)' },
   { key: 'runsDir', kind: 'string', help: 'folder of run folders (default runs)' },
-  { key: 'preset', kind: { oneOf: ['auto', 'seed', 'quick'] }, help: "defaults: 'seed' (the seed's settings) or 'quick' (CPU-sized); default: quick on a CPU device unless sizes are given, else seed" },
+  { key: 'preset', kind: { oneOf: ['auto', 'seed', 'quick'] }, help: "defaults: 'seed' (the seed's settings) or 'quick' (CPU-sized); default auto: quick on a CPU device, seed on a GPU" },
   { key: 'data', kind: 'nullable-string', help: 'CelebA root or image folder (default: $VQ_DATA, else the built-in synthetic faces)' },
   { key: 'source', kind: { oneOf: ['auto', 'synthetic', 'celeba', 'folder'] }, help: 'what --data is (default auto: CelebA if its layout matches, else a folder)' },
   { key: 'preprocess', kind: { oneOf: PREPROCESS_MODES }, help: 'squash (the seed\'s), crop148, crop178 or center' },
@@ -167,7 +176,11 @@ export const FIELDS: { key: keyof TrainConfig; kind: Kind; help: string; short?:
   { key: 'trainSubset', kind: 'nullable-posint', help: 'train on a seeded random subset of this many images (the seed tuned on 55000)' },
   { key: 'validSubset', kind: 'nullable-posint', help: 'validation subset size (the seed used 5500)' },
   { key: 'testSubset', kind: 'nullable-posint', help: 'test subset size' },
-  { key: 'sampling', kind: { oneOf: ['shuffle', 'replacement'] }, help: 'batches: shuffled epochs (default) or independent draws' },
+  {
+    key: 'sampling',
+    kind: { oneOf: ['reshuffle', 'shuffle', 'replacement'] },
+    help: "batches: reshuffle (the seed's next(iter(loader)): every step the first B images of a fresh permutation; seed preset), shuffle (shuffled epochs; quick preset) or replacement (independent draws)",
+  },
   { key: 'hidden', kind: 'posint', help: 'hidden width H of encoder and decoder (seed 128)' },
   { key: 'residualHidden', kind: 'posint', help: 'residual width R (seed 32)' },
   { key: 'residualBlocks', kind: 'int', help: 'residual blocks per stack (seed 2)' },
@@ -182,6 +195,8 @@ export const FIELDS: { key: keyof TrainConfig; kind: Kind; help: string; short?:
   { key: 'lr', kind: 'posnumber', help: 'Adam learning rate (seed 1e-3)' },
   { key: 'lrSchedule', kind: { oneOf: ['constant', 'cosine'] }, help: "learning-rate schedule: constant (the seed's) or cosine decay to 0 over --steps" },
   { key: 'seed', kind: 'int', help: 'random seed: initialisation, data order, EMA restarts (default 0)' },
+  { key: 'initFrom', kind: 'nullable-string', help: 'start from the weights in FILE (.safetensors, .pt or .pth, seed or zalando names; step 0, fresh Adam); the model\'s sizes come from the file unless given' },
+  { key: 'names', kind: { oneOf: NAME_SCHEMES }, help: "tensor names of saved checkpoints: seed (the seed repository's encoder.conv1.weight, ...; default) or zalando (_encoder._conv_1.weight, ...)" },
   { key: 'logEvery', kind: 'posint', help: 'log metrics every N steps (the only time losses are read back)' },
   { key: 'valEvery', kind: 'posint', help: 'validate every N steps' },
   { key: 'valImages', kind: 'int', help: 'validation images per validation (0: the whole split)' },
@@ -279,31 +294,77 @@ export function readConfigFile(path: string): GivenConfig {
   return out as GivenConfig;
 }
 
+/**
+ * A run folder's config.json as a full config: options added since the run was made take
+ * their seed defaults (initFrom none, names seed), so older runs resume and evaluate.
+ */
+export function readRunConfig(path: string): TrainConfig {
+  return { ...SEED_PRESET, ...(readConfigFile(path) as Partial<TrainConfig>) } as TrainConfig;
+}
+
 /** Keys a run folder's config.json holds besides the options (ignored when read back). */
 const META_KEYS = new Set(['version', 'created', 'adapter', 'isCpu', 'dataset', 'parameters', 'command']);
 
+export interface ResolvedTrainConfig {
+  config: TrainConfig;
+  /** The preset came from the device (no --preset): quick on a CPU device, seed on a GPU. */
+  presetFromDevice: boolean;
+  /** The preset was chosen from the device and is quick. */
+  autoQuick: boolean;
+  /** Options whose values came from flags or the config file, in FIELDS order. */
+  given: (keyof TrainConfig)[];
+  /** Model sizes taken from the --init-from file. */
+  fromInit: (keyof TrainConfig)[];
+}
+
 /**
- * The full config: preset defaults, then the config file, then flags. `preset` 'auto' picks
- * quick on a CPU device unless a size option was given (returned as `autoQuick`).
+ * The full config. The preset is chosen once: --preset if given, else from the device (quick
+ * on a CPU device, seed on a GPU); then every option given (config file, then flags) replaces
+ * only its own value, so `--steps 40` on a CPU device is the quick preset with 40 steps.
+ * `initArch`, the model sizes of an --init-from file, come between the preset and the options.
  */
 export function resolveTrainConfig(
   given: GivenConfig,
-  env: { isCpu: boolean; now?: Date },
-): { config: TrainConfig; autoQuick: boolean } {
-  const explicitSize = SIZE_KEYS.some((k) => given[k] !== undefined);
-  let preset: Preset;
-  let autoQuick = false;
-  if (given.preset === undefined || given.preset === 'auto') {
-    preset = env.isCpu && !explicitSize ? 'quick' : 'seed';
-    autoQuick = preset === 'quick';
-  } else {
-    preset = given.preset;
-  }
+  env: { isCpu: boolean; now?: Date; initArch?: Partial<TrainConfig> },
+): ResolvedTrainConfig {
+  const presetFromDevice = given.preset === undefined || given.preset === 'auto';
+  const preset: Preset = presetFromDevice ? (env.isCpu ? 'quick' : 'seed') : (given.preset as Preset);
   const defined = Object.fromEntries(Object.entries(given).filter(([k, v]) => v !== undefined && k !== 'preset')) as Partial<TrainConfig>;
-  const config: TrainConfig = { ...SEED_PRESET, ...PRESETS[preset], ...defined, preset };
+  const initArch = Object.fromEntries(Object.entries(env.initArch ?? {}).filter(([k]) => !(k in defined))) as Partial<TrainConfig>;
+  const config: TrainConfig = { ...SEED_PRESET, ...PRESETS[preset], ...initArch, ...defined, preset };
   if (!config.name) config.name = `${preset}-${timestamp(env.now ?? new Date())}`;
   validateTrainConfig(config);
-  return { config, autoQuick };
+  return {
+    config,
+    presetFromDevice,
+    autoQuick: presetFromDevice && preset === 'quick',
+    given: FIELDS.map((f) => f.key).filter((k) => k in defined),
+    fromInit: FIELDS.map((f) => f.key).filter((k) => k in initArch),
+  };
+}
+
+/** An option's value as the banner shows it. */
+function show(k: keyof TrainConfig, v: unknown): string {
+  return k === 'lr' && typeof v === 'number' ? formatLr(v) : String(v);
+}
+
+/**
+ * What a new run starts with, in two lines: the preset and why, and which values came from
+ * flags (or --init-from's file) rather than the preset.
+ */
+export function presetBanner(r: ResolvedTrainConfig, device: { isCpu: boolean; description: string }): string {
+  const c = r.config;
+  const why = r.presetFromDevice
+    ? `chosen for the ${device.isCpu ? 'CPU' : 'GPU'} device ${device.description}; --preset ${c.preset === 'quick' ? 'seed' : 'quick'} for the ${c.preset === 'quick' ? "seed's settings" : 'CPU-sized one'}`
+    : 'from --preset';
+  const presetValues = (['hidden', 'batchSize', 'steps', 'lr', 'lrSchedule', 'ema', 'sampling'] as (keyof TrainConfig)[])
+    .filter((k) => !r.given.includes(k) && !r.fromInit.includes(k))
+    .map((k) => `${kebab(k)} ${show(k, c[k])}`);
+  const lines = [`preset ${c.preset} (${why})${presetValues.length ? `: ${presetValues.join(', ')}` : ''}`];
+  const given = r.given.filter((k) => k !== 'name' || !c.name.startsWith(`${c.preset}-`));
+  lines.push(given.length ? `from flags: ${given.map((k) => `--${kebab(k)} ${show(k, c[k])}`).join(', ')}` : 'from flags: none (every value from the preset)');
+  if (r.fromInit.length) lines.push(`from --init-from ${c.initFrom}: ${r.fromInit.map((k) => `${kebab(k)} ${show(k, c[k])}`).join(', ')}`);
+  return lines.join('\n');
 }
 
 function timestamp(d: Date): string {
@@ -420,8 +481,9 @@ export function trainHelp(): string {
     '',
     'Trains the VQ-VAE and writes a run folder <runs-dir>/<name>/ (config, metrics, curves,',
     'reconstruction grids, checkpoints, final evaluation). Without --data it trains on the',
-    'built-in synthetic faces. On a CPU device, unless a size option is given, it uses the',
-    "'quick' preset (about five minutes on two cores); --preset seed gives the seed's settings.",
+    "built-in synthetic faces. The preset is --preset, else the device's: 'quick' on a CPU device",
+    "(about five minutes on two cores), 'seed' (the seed's settings) on a GPU. Every other option",
+    'replaces only its own value: --steps 40 on a CPU device is the quick preset with 40 steps.',
     '',
     'Options (flags override --config):',
     '  -c, --config FILE           JSON file of options (keys as below, camelCase or kebab-case)',

@@ -1,8 +1,8 @@
 // Evaluating a run folder's checkpoint on a split (the `npm run eval` command's work).
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { modelFromCheckpoint, modelPath } from '../model/checkpoint_files.js';
-import { type SplitFlag, type TrainConfig, readConfigFile, validateTrainConfig } from './config.js';
+import { PT_EXTENSIONS, checkpointFiles, modelFromCheckpoint, modelPath } from '../model/checkpoint_files.js';
+import { type SplitFlag, readRunConfig, validateTrainConfig } from './config.js';
 import { openDataset } from './data/index.js';
 import { type EvalResult, evaluate } from './evaluate.js';
 import { RunFiles, writeJsonAtomic } from './runfiles.js';
@@ -10,7 +10,7 @@ import { dataConfig, formatEval } from './trainer.js';
 
 export interface EvaluateRunOptions {
   split?: SplitFlag;
-  /** 'latest' (default), 'best', or a checkpoint path (with or without .safetensors). */
+  /** 'latest' (default), 'best', or a checkpoint path (with or without .safetensors; or a PyTorch .pt / .pth file). */
   checkpoint?: string;
   /** Only the first N images of the split (0 / undefined: all). */
   images?: number;
@@ -31,11 +31,13 @@ export function evalHelp(): string {
     '',
     'Options:',
     '  -s, --split S         train, valid or test (default test)',
-    '      --checkpoint C    latest (default), best, or a checkpoint path',
+    '      --checkpoint C    latest (default), best, or a checkpoint path: ours, or a PyTorch',
+    '                        state_dict (.safetensors, .pt or .pth; seed or zalando names)',
     '      --images N        only the first N images of the split',
     "  -b, --batch-size N    evaluation batch size (default: the run's)",
     '  -o, --out FILE        JSON output path',
     '      --json            print the JSON instead of the table',
+    '  -h, --help            this text',
   ].join('\n');
 }
 
@@ -49,15 +51,16 @@ function resolveCheckpoint(files: RunFiles, which: string): { base: string; labe
     if (!existsSync(modelPath(files.best))) throw new Error(`${files.dir}: no best checkpoint (no validation ran yet)`);
     return { base: files.best, label: 'best' };
   }
-  const base = which.replace(/(\.train)?\.safetensors$/, '');
-  if (!existsSync(modelPath(base))) throw new Error(`no checkpoint at ${modelPath(base)}`);
-  return { base, label: basename(base) };
+  const file = checkpointFiles(which).model;
+  if (!existsSync(file)) throw new Error(`no checkpoint at ${file}`);
+  const pt = PT_EXTENSIONS.find((e) => which.toLowerCase().endsWith(e));
+  return { base: pt ? which : file.replace(/\.safetensors$/, ''), label: basename(pt ? which.slice(0, -pt.length) : file.replace(/\.safetensors$/, '')) };
 }
 
 export async function evaluateRun(runDir: string, opts: EvaluateRunOptions = {}): Promise<{ result: EvalResult; json: string; png: string }> {
   const files = new RunFiles(runDir);
   if (!existsSync(files.config)) throw new Error(`${runDir}: no config.json there (not a run folder?)`);
-  const config = { ...(readConfigFile(files.config) as TrainConfig) };
+  const config = readRunConfig(files.config);
   validateTrainConfig(config);
   const split = opts.split ?? 'test';
   const { base, label } = resolveCheckpoint(files, opts.checkpoint ?? 'latest');
@@ -69,9 +72,9 @@ export async function evaluateRun(runDir: string, opts: EvaluateRunOptions = {})
     if (n === 0) throw new Error(`${ds.description}: the ${split} split is empty`);
     const json = opts.out ?? join(runDir, `eval-${split}-${label}.json`);
     const png = json.replace(/\.json$/, '') + '.png';
-    print(`evaluating ${modelPath(base)} (step ${info.step}) on ${opts.images ? Math.min(opts.images, n) : n} ${split} images of ${ds.description}`);
+    print(`evaluating ${checkpointFiles(base).model} (step ${info.step}) on ${opts.images ? Math.min(opts.images, n) : n} ${split} images of ${ds.description}`);
     const result = await evaluate(model, ds, split, { batchSize: opts.batchSize || config.batchSize, limit: opts.images || undefined, gridPath: png });
-    writeJsonAtomic(json, { run: config.name, checkpoint: modelPath(base), step: info.step, ...result });
+    writeJsonAtomic(json, { run: config.name, checkpoint: checkpointFiles(base).model, step: info.step, ...result });
     print(formatEval(result, `checkpoint ${label} (step ${info.step})`));
     print(`wrote ${json} and ${png}`);
     return { result, json, png };

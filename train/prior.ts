@@ -29,7 +29,7 @@ import type { TrainConfig } from './config.js';
 import { IMAGE_SIZE, type SplitName, getImages, openDataset, writeImageGrid } from './data/index.js';
 import { readMetrics } from './metrics.js';
 import { writeCharts } from './plot.js';
-import { Progress, type ProgressMode, fmt, formatDuration } from './progress.js';
+import { Progress, type ProgressMode, StepClock, fmt, formatDuration } from './progress.js';
 import { RunFiles, readJson, writeJsonAtomic } from './runfiles.js';
 import { ScalarLog } from './scalars.js';
 import { dataConfig } from './trainer.js';
@@ -399,6 +399,10 @@ export async function trainPrior(cfg: PriorConfig, opts: PriorTrainOptions = {})
   let intervalStart = performance.now();
   let intervalSteps = 0;
   let rate = 0;
+  // a cold start's compiling says so; intervals that compiled kernels do not count for the ETA
+  const clock = new StepClock(r, (line) => progress.message(line));
+  let kernelsBefore = 0;
+  const compiling = () => (rate === 0 ? clock.compiling : undefined);
   let lastValid: PriorResult['valid'] = null;
   const batchCodes = new Uint32Array(cfg.batchSize * mapDims);
 
@@ -425,11 +429,12 @@ export async function trainPrior(cfg: PriorConfig, opts: PriorTrainOptions = {})
     intervalStart = performance.now();
     const sps = intervalSteps / Math.max(secs, 1e-9);
     intervalSteps = 0;
-    rate = rate === 0 ? sps : 0.5 * rate + 0.5 * sps;
+    if (clock.kernels === kernelsBefore) rate = rate === 0 ? sps : 0.5 * rate + 0.5 * sps;
+    kernelsBefore = clock.kernels;
     const b = nllBits(nats, mapDims);
     metrics.append({ step, split: 'train', nll_nats: nats, bits_per_code: b.bitsPerCode, bits_per_dim: b.bitsPerDim, lr: opt.lr, maps_per_s: sps * cfg.batchSize, elapsed_s: elapsed() });
     // the trainer's progress line; "ppl" is the prior's perplexity per code, exp(nats)
-    progress.log({ step, total: cfg.steps, elapsed: elapsed(), rate, loss: nats, perplexity: Math.exp(nats), imagesPerSecond: sps * cfg.batchSize });
+    progress.log({ step, total: cfg.steps, elapsed: elapsed(), rate, compiling: compiling(), loss: nats, perplexity: Math.exp(nats), imagesPerSecond: sps * cfg.batchSize });
   };
   const validate = async () => {
     if (codes.nValid === 0) return;
@@ -467,6 +472,7 @@ export async function trainPrior(cfg: PriorConfig, opts: PriorTrainOptions = {})
         const k = rng.int(codes.nTrain);
         batchCodes.set(codes.train.subarray(k * mapDims, (k + 1) * mapDims), i * mapDims);
       }
+      clock.beforeStep();
       tidy(() => {
         const c = tensor(batchCodes, [cfg.batchSize, h, w], 'u32');
         const loss = crossEntropy(model.forward(c), c);
@@ -478,7 +484,8 @@ export async function trainPrior(cfg: PriorConfig, opts: PriorTrainOptions = {})
       step++;
       intervalSteps++;
       r.flush();
-      progress.update({ step, total: cfg.steps, elapsed: elapsed(), rate });
+      clock.afterStep();
+      progress.update({ step, total: cfg.steps, elapsed: elapsed(), rate, compiling: compiling() });
       const last = step === cfg.steps;
       if (step % cfg.logEvery === 0 || last) await flush();
       if (step % cfg.valEvery === 0 || last) await validate();
@@ -500,6 +507,7 @@ export async function trainPrior(cfg: PriorConfig, opts: PriorTrainOptions = {})
     files.writeStatus({ state: 'failed', step, steps: cfg.steps, message: (e as Error).message });
     throw e;
   } finally {
+    clock.close();
     stepLog.dispose();
     opt.dispose();
     model.dispose();

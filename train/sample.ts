@@ -18,8 +18,8 @@ import type { PixelCnn } from '../model/pixelcnn.js';
 export interface SampleOptions {
   temperature?: number;
   seed?: number;
-  /** Called after each position with the number done. */
-  onPosition?: (done: number, total: number) => void;
+  /** Called after each position with the number done and the codes drawn so far (not a copy). */
+  onPosition?: (done: number, total: number, codes: Uint32Array) => void;
 }
 
 /** Gumbel(0, 1) noise from a seeded generator (u in (0, 1), never exactly 0). */
@@ -55,7 +55,7 @@ export async function sampleCodes(model: PixelCnn, n: number, h: number, w: numb
       const v = (await drawn.read()) as Uint32Array;
       drawn.dispose();
       for (let s = 0; s < n; s++) codes[(s * h + i) * w + j] = v[s];
-      opts.onPosition?.(i * w + j + 1, h * w);
+      opts.onPosition?.(i * w + j + 1, h * w, codes);
     }
   }
   return codes;

@@ -12,22 +12,23 @@
 // - An abort (the CLI's Ctrl-C / SIGTERM) finishes the current step, saves and returns.
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { backward, noGrad } from '../engine/autograd.js';
+import { noGrad } from '../engine/autograd.js';
 import { Adam } from '../engine/optim.js';
 import { init } from '../engine/node.js';
 import { tensor, tidy } from '../engine/tensor.js';
 import { CodeUsage } from '../engine/vq.js';
-import { loadCheckpoint, modelPath, saveCheckpoint, trainPath } from '../model/checkpoint_files.js';
+import { initFromCheckpoint, loadCheckpoint, modelPath, saveCheckpoint, trainPath } from '../model/checkpoint_files.js';
 import { countParams } from '../model/params.js';
 import { VqVae } from '../model/vqvae.js';
-import { type GivenConfig, type TrainConfig, RESUMABLE_KEYS, formatLr, kebab, modelConfig, readConfigFile, validateTrainConfig } from './config.js';
+import { type GivenConfig, type TrainConfig, RESUMABLE_KEYS, formatLr, kebab, modelConfig, readRunConfig, validateTrainConfig } from './config.js';
 import { type DataConfig, DataLoader, IMAGE_SIZE, type LoaderState, getImages, openDataset } from './data/index.js';
 import { type EvalResult, evaluate, limitSplit, writeReconGrid } from './evaluate.js';
 import { type MetricRow, MetricsLog, psnr } from './metrics.js';
 import { type ChartSpec, writeCharts } from './plot.js';
-import { Progress, type ProgressMode, fmt, formatDuration } from './progress.js';
+import { Progress, type ProgressMode, StepClock, fmt, formatDuration } from './progress.js';
 import { RunFiles, readJson, writeJsonAtomic } from './runfiles.js';
 import { ScalarLog } from './scalars.js';
+import { lrAt, trainStep } from './step.js';
 
 export interface TrainOptions {
   /** Continue the run folder from its latest checkpoint (else it must not exist). */
@@ -81,11 +82,7 @@ export function dataConfig(c: TrainConfig, signal?: AbortSignal, progress: DataC
   };
 }
 
-/** The learning rate of step `t` (0-based). */
-export function lrAt(c: Pick<TrainConfig, 'lr' | 'lrSchedule' | 'steps'>, t: number): number {
-  if (c.lrSchedule === 'cosine') return (c.lr * (1 + Math.cos((Math.PI * Math.min(Math.max(t, 0), c.steps)) / c.steps))) / 2;
-  return c.lr;
-}
+export { lrAt } from './step.js';
 
 /** Trainer state stored as JSON in each checkpoint. */
 interface TrainState {
@@ -104,7 +101,7 @@ function isFiniteRow(r: Record<string, number>): boolean {
 export function resumeConfig(runDir: string, overrides: GivenConfig = {}): TrainConfig {
   const files = new RunFiles(runDir);
   if (!existsSync(files.config)) throw new Error(`--resume ${runDir}: no config.json there (not a run folder?)`);
-  const saved = readConfigFile(files.config) as TrainConfig;
+  const saved = readRunConfig(files.config);
   const config: TrainConfig = { ...saved, runsDir: dirname(runDir), name: basename(runDir) };
   const refused: string[] = [];
   for (const [k, v] of Object.entries(overrides) as [keyof TrainConfig, unknown][]) {
@@ -161,6 +158,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   let bestStep: number | null = null;
   let elapsedBefore = 0;
   let lastCheckpoint: string | null = null;
+  let stopClock = () => {};
   try {
     if (resumeFrom) {
       const info = await loadCheckpoint(resumeFrom.base, model, { optimizer: opt });
@@ -182,6 +180,12 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       }
     } else if (opts.resume) {
       say(`${runDir}: no checkpoint yet; starting from step 0`);
+    }
+    if (!resumeFrom && cfg.initFrom) {
+      const notes: string[] = [];
+      const info = await initFromCheckpoint(cfg.initFrom, model, { onWarning: (m) => notes.push(m) });
+      for (const n of notes) say(n);
+      say(`initial weights from ${cfg.initFrom} (${info.format === 'pt' ? 'torch.save file' : 'safetensors'}, ${info.names} names${info.key ? `, key '${info.key}'` : ''}); step 0, fresh Adam`);
     }
     metrics.start(resumeFrom ? step : null);
     const gpuInfo = { adapter: r.caps.description, isCpu: r.caps.isCpu };
@@ -205,7 +209,9 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     );
     say(`training: ${cfg.steps} steps, batch ${cfg.batchSize}, Adam lr ${cfg.lr}${cfg.lrSchedule === 'cosine' ? ' (cosine decay)' : ''}, seed ${cfg.seed}; log every ${cfg.logEvery}, validate every ${cfg.valEvery} on ${valLoader ? valLoader.dataset.splits.valid.length : 0} images`);
 
-    if (step >= cfg.steps) {
+    // A run stopped during its final evaluation has all its steps but no eval.json: it goes on
+    // past the (empty) loop to the evaluation.
+    if (step >= cfg.steps && existsSync(files.evalJson)) {
       const message = `${runDir} is already complete at step ${step} (raise --steps to train further)`;
       say(message);
       files.writeStatus({ state: 'finished', step, steps: cfg.steps, checkpoint: lastCheckpoint });
@@ -223,7 +229,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     const elapsed = () => elapsedBefore + (performance.now() - sessionStart) / 1000;
     let intervalStart = performance.now();
     let intervalSteps = 0;
-    let rate = 0;
+    const clock = new StepClock(r, (line) => progress.message(line)); // ETAs from warm steps only
+    stopClock = () => clock.close();
     const shown: { row: MetricRow | null } = { row: null }; // the latest train row, for the bar
     let lastPlot = 0;
 
@@ -249,7 +256,6 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       intervalStart = performance.now();
       const stepsPerSecond = intervalSteps / Math.max(seconds, 1e-9);
       intervalSteps = 0;
-      rate = rate === 0 ? stepsPerSecond : 0.5 * rate + 0.5 * stepsPerSecond;
       const recon = mean('recon');
       const row: MetricRow = {
         step,
@@ -271,7 +277,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
         step,
         total: cfg.steps,
         elapsed: row.elapsed_s!,
-        rate,
+        rate: clock.rate,
+        compiling: clock.compiling,
         loss: row.loss,
         recon: row.recon_mse,
         perplexity: row.perplexity,
@@ -301,7 +308,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       if (!(await weightsFinite())) throw new DivergedError(`the weights hold non-finite values after step ${step}`);
       const state: TrainState = { version: 1, loader: loader.getState(), bestValLoss, bestStep, elapsed: elapsed() };
       const base = files.stepBase(step);
-      await saveCheckpoint(base, model, { step, optimizer: opt, train: state as unknown as Record<string, unknown> });
+      await saveCheckpoint(base, model, { step, optimizer: opt, train: state as unknown as Record<string, unknown>, names: cfg.names });
       files.commitCheckpoint(step, cfg.keepCheckpoints);
       lastCheckpoint = base;
     };
@@ -330,7 +337,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       if (bestValLoss === null || v.loss < bestValLoss) {
         bestValLoss = v.loss;
         bestStep = step;
-        await saveCheckpoint(files.best, model, { step });
+        await saveCheckpoint(files.best, model, { step, names: cfg.names });
         note = ' (best so far; saved)';
       }
       say(
@@ -360,15 +367,11 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
         opt.lr = lrAt(cfg, step);
         const batch = await loader.next();
         if (opts.injectNanAtStep === step + 1) batch.fill(NaN);
-        tidy(() => {
-          const x = tensor(batch, [cfg.batchSize, 3, IMAGE_SIZE, IMAGE_SIZE]);
-          const o = model.forward(x, { train: true });
-          backward(o.loss);
+        clock.beforeStep();
+        trainStep(model, opt, batch, cfg.batchSize, (o) => {
           stepLog.record([o.loss, o.recon, o.codebookLoss, o.commitmentLoss, o.perplexity]);
           usage.update(o.counts);
         });
-        opt.step();
-        opt.zeroGrad();
         step++;
         intervalSteps++;
         // keep at most one step queued behind the one running (the CPU records ahead, no stall)
@@ -376,8 +379,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
         const done = r.device.queue.onSubmittedWorkDone();
         if (inFlight) await inFlight;
         inFlight = done;
-        if (rate === 0 && intervalSteps >= 2) rate = intervalSteps / ((performance.now() - intervalStart) / 1000);
-        progress.update({ step, total: cfg.steps, elapsed: elapsed(), rate, loss: shown.row?.loss, perplexity: shown.row?.perplexity });
+        clock.afterStep();
+        progress.update({ step, total: cfg.steps, elapsed: elapsed(), rate: clock.rate, compiling: clock.compiling, loss: shown.row?.loss, perplexity: shown.row?.perplexity });
 
         const last = step === cfg.steps;
         if (step % cfg.logEvery === 0 || last) await flushLog();
@@ -443,6 +446,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     files.appendLog(`failed: ${(e as Error).stack ?? e}`);
     throw e;
   } finally {
+    stopClock();
     stepLog.dispose();
     usage.dispose();
     opt.dispose();

@@ -8,7 +8,7 @@ import { prepareData, readCacheData, runWorkers, type PrepareOptions, type Prepa
 import { SPLIT_NAMES, type SplitName } from './sources.js';
 import { readImages, renderRange, type StoreSpec } from './store.js';
 import { workersAvailable } from './workers.js';
-import { mixSeed } from './synthetic.js';
+import { SYNTHETIC_DEFAULTS, mixSeed } from './synthetic.js';
 
 export type DataSourceKind = 'synthetic' | 'celeba' | 'folder';
 
@@ -66,7 +66,7 @@ export interface Dataset {
   prepared: PrepareResult | null;
 }
 
-export const SYNTHETIC_DEFAULTS = { seed: 0, train: 50_000, valid: 2_000, test: 2_000 };
+export { SYNTHETIC_DEFAULTS };
 
 /** Synthetic faces: train, valid and test are disjoint index ranges of one generator. */
 export function syntheticDataset(cfg: SyntheticConfig = {}): Dataset {

@@ -16,9 +16,13 @@ import { startDataWorker, terminateWorker, workersAvailable } from './workers.js
 /**
  * - `shuffle` (default): epochs over a fresh seeded permutation of the split, every image once
  *   per epoch; a batch that crosses an epoch's end continues into the next permutation.
+ * - `reshuffle`: the seed's `next(iter(loader))` on a shuffled DataLoader: every batch is the
+ *   first B images of a fresh random permutation (B distinct images, no epochs); a batch larger
+ *   than the split continues into another permutation.
  * - `replacement`: every index drawn independently and uniformly.
  */
-export type Sampling = 'shuffle' | 'replacement';
+export type Sampling = 'shuffle' | 'reshuffle' | 'replacement';
+export const SAMPLINGS: readonly Sampling[] = ['shuffle', 'reshuffle', 'replacement'];
 
 /** Where batches are assembled: a worker thread, this thread while idle, or on demand. */
 export type Prefetch = 'worker' | 'inline' | 'none';
@@ -81,6 +85,10 @@ class Sampler {
       for (let k = 0; k < count; k++) out[k] = this.rng.int(this.n);
       return;
     }
+    if (this.sampling === 'reshuffle') {
+      for (let k = 0; k < count; k += this.n) this.firstOfPermutation(Math.min(this.n, count - k), out.subarray(k));
+      return;
+    }
     for (let k = 0; k < count; k++) {
       if (!this.perm) {
         this.epochStart = this.rng.getState();
@@ -95,8 +103,24 @@ class Sampler {
     }
   }
 
+  /**
+   * The first `m` entries of a fresh uniform permutation of 0..n-1: a forward Fisher-Yates
+   * stopped after m swaps (the same distribution as shuffling all n, in O(m); swapped entries
+   * live in a map instead of an n-element array).
+   */
+  private firstOfPermutation(m: number, out: Uint32Array): void {
+    const moved = new Map<number, number>();
+    for (let i = 0; i < m; i++) {
+      const j = i + this.rng.int(this.n - i);
+      const vi = moved.get(i) ?? i;
+      const vj = moved.get(j) ?? j;
+      out[i] = vj;
+      moved.set(j, vi);
+    }
+  }
+
   getState(): { rng: number[]; epoch: number; position: number } {
-    if (this.sampling === 'replacement') return { rng: this.rng.getState(), epoch: 0, position: 0 };
+    if (this.sampling !== 'shuffle') return { rng: this.rng.getState(), epoch: 0, position: 0 };
     // Mid-epoch: the state at the epoch's start regenerates the same permutation.
     return this.perm ? { rng: [...this.epochStart], epoch: this.epoch, position: this.position } : { rng: this.rng.getState(), epoch: this.epoch, position: 0 };
   }
@@ -155,7 +179,7 @@ export class DataLoader<T extends Float32Array | Uint8Array = Float32Array> {
     this.prefetch = prefetch;
     this.seed = opts.seed ?? 0;
     this.sampling = opts.sampling ?? 'shuffle';
-    if (this.sampling !== 'shuffle' && this.sampling !== 'replacement') throw new Error(`unknown sampling ${JSON.stringify(this.sampling)}`);
+    if (!SAMPLINGS.includes(this.sampling)) throw new Error(`unknown sampling ${JSON.stringify(this.sampling)}`);
     const n = dataset.splits[this.split].length;
     this.sampler = n > 0 ? new Sampler(n, this.seed, this.sampling) : null; // next() throws on an empty split
   }

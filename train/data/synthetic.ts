@@ -9,12 +9,15 @@
 // shadow with nostrils, a mouth (smile, neutral or open with teeth), and sometimes blush,
 // a beard or glasses.
 import { Rng } from '../../engine/random.js';
-import { IMAGE_SIZE, u8ToFloat } from './images.js';
+import { IMAGE_SIZE, u8ToFloat } from './preprocess.js';
 
 const S = IMAGE_SIZE;
 const N = S * S;
 
 type RGB = [number, number, number];
+
+/** The synthetic dataset's seed and split sizes: train, valid and test are consecutive index ranges. */
+export const SYNTHETIC_DEFAULTS = { seed: 0, train: 50_000, valid: 2_000, test: 2_000 };
 
 /** A 32-bit hash of (seed, index) for per-image generators. */
 export function mixSeed(seed: number, index: number): number {
