@@ -1,8 +1,8 @@
 // Fused log-softmax + cross-entropy (launches shaders/cross_entropy.wgsl).
 import { record } from './autograd.js';
 import { mean } from './reduce.js';
-import { grid1d, rt, type Kernel } from './runtime.js';
-import { wgslKernel } from './shaders.js';
+import { paramBlock, shaderKernel } from './kernel.js';
+import { grid1d, rt } from './runtime.js';
 import { type Tensor, assertDType, empty } from './tensor.js';
 
 const BINDINGS = {
@@ -13,23 +13,11 @@ const BINDINGS = {
 @group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;`,
 };
 
-const kernels = new Map<string, Kernel>();
-function kernel(name: 'forward' | 'backward'): Kernel {
-  let k = kernels.get(name);
-  if (!k) {
-    const uniform = name === 'forward' ? 4 : 5;
-    k = { name: `cross_entropy.${name}`, key: `cross_entropy.${name}`, code: () => wgslKernel('cross_entropy', name, { BINDINGS: BINDINGS[name], UNIFORM: uniform }) };
-    kernels.set(name, k);
-  }
-  return k;
-}
+/** rows: B * spatial; k: classes; s: spatial positions; scale: the backward's 1 / rows (0 forward). */
+const CE_PARAMS = paramBlock({ rows: 'u32', k: 'u32', s: 'u32', scale: 'f32' });
 
-function params(rows: number, k: number, s: number, scale: number): Uint32Array {
-  const u = new Uint32Array(4);
-  u.set([rows, k, s]);
-  new Float32Array(u.buffer)[3] = scale;
-  return u;
-}
+const forwardKernel = shaderKernel('cross_entropy', 'forward', { BINDINGS: BINDINGS.forward, UNIFORM: 4 }, CE_PARAMS);
+const backwardKernel = shaderKernel('cross_entropy', 'backward', { BINDINGS: BINDINGS.backward, UNIFORM: 5 }, CE_PARAMS);
 
 /**
  * mean over rows of -log softmax(logits)[target], the class axis being axis 1: logits [N, K]
@@ -50,12 +38,12 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   if (rows === 0 || k === 0) throw new Error(`crossEntropy: empty logits ${logits.describe()}`);
   const lse = empty([rows]);
   const losses = empty([rows]);
-  rt().dispatch(kernel('forward'), [logits.buffer, targets.buffer, lse.buffer, losses.buffer], params(rows, k, s, 0), grid1d(Math.ceil(rows / 64)));
+  rt().dispatch(forwardKernel, [logits.buffer, targets.buffer, lse.buffer, losses.buffer], CE_PARAMS.pack({ rows, k, s, scale: 0 }), grid1d(Math.ceil(rows / 64)));
   const loss = mean(losses);
   losses.dispose();
   record(loss, 'crossEntropy', [logits], [logits, targets, lse], (g, [lg, tg, ls]) => {
     const d = empty(lg.shape);
-    rt().dispatch(kernel('backward'), [lg.buffer, tg.buffer, ls.buffer, g.buffer, d.buffer], params(rows, k, s, 1 / rows), grid1d(Math.ceil((rows * k) / 256)));
+    rt().dispatch(backwardKernel, [lg.buffer, tg.buffer, ls.buffer, g.buffer, d.buffer], CE_PARAMS.pack({ rows, k, s, scale: 1 / rows }), grid1d(Math.ceil((rows * k) / 256)));
     return [d];
   });
   lse.dispose(); // the graph node holds its own reference when it needs it

@@ -6,21 +6,17 @@
 // fused kernel too (gradient and saved tensor in, input gradient out) plus, for broadcast
 // inputs, a sum down to the input's shape. All ops take and return f32 tensors.
 import { record, registerGradAdd } from './autograd.js';
-import { grid1d, rt, type Kernel } from './runtime.js';
-import { wgslKernel } from './shaders.js';
+import { dimWords, paramBlock, shaderKernel } from './kernel.js';
+import { grid1d, rt } from './runtime.js';
 import { Tensor, assertDType, empty, full } from './tensor.js';
-import { broadcastLayout, broadcastPerInvocation, broadcastShapes, packLayout, sumToShape } from './reduce.js';
+import { broadcastLayout, broadcastPerInvocation, broadcastShapes, sumToShape } from './reduce.js';
 
-const kernels = new Map<string, Kernel>();
-function kernel(section: string, op: string, values: Record<string, string | number>): Kernel {
-  const key = `elementwise.${section}${Object.entries(values).map(([k, v]) => `|${k}=${v}`).join('')}`;
-  let k = kernels.get(key);
-  if (!k) {
-    k = { name: `elementwise.${section}.${op}`, key, code: () => wgslKernel('elementwise', section, values) };
-    kernels.set(key, k);
-  }
-  return k;
-}
+/** Same-shape sections (unary, unary_grad, binary, ternary): n items (T elements), s the op's scalar. */
+const MAP_PARAMS = paramBlock({ n: 'u32', s: 'f32' });
+/** Broadcast sections: n outputs; the collapsed shape and each input's strides, 8 dims each. */
+const BCAST_PARAMS = paramBlock({
+  n: 'u32', _p0: 'u32', _p1: 'u32', _p2: 'u32', shape: 'array<vec4u, 2>', sa: 'array<vec4u, 2>', sb: 'array<vec4u, 2>',
+});
 
 const sameShape = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((d, k) => d === b[k]);
@@ -31,16 +27,14 @@ const sameShape = (a: readonly number[], b: readonly number[]) =>
  * whole vec4s, which pool buffers (16-byte multiples) always do; the few padding elements
  * past the end are read and written like the rest, and nothing reads them.
  */
-function mapRaw(section: 'unary' | 'unary_grad' | 'binary' | 'ternary', op: string, expr: string, inputs: Tensor[], shape: readonly number[], s = 0): Tensor {
+function mapRaw(section: 'unary' | 'unary_grad' | 'binary' | 'ternary', expr: string, inputs: Tensor[], shape: readonly number[], s = 0): Tensor {
   const y = empty(shape);
   if (y.size === 0) return y;
   const vec4Bytes = Math.ceil(y.size / 4) * 16;
   const w = [...inputs, y].every((t) => t.buffer.size >= vec4Bytes) ? 4 : 1;
   const items = Math.ceil(y.size / w);
-  const u = new Uint32Array([items, 0]);
-  new Float32Array(u.buffer)[1] = s;
-  const k = kernel(section, op, { T: w === 4 ? 'vec4f' : 'f32', EXPR: expr });
-  rt().dispatch(k, [...inputs.map((t) => t.buffer), y.buffer], u, grid1d(Math.ceil(items / 256)));
+  const k = shaderKernel('elementwise', section, { T: w === 4 ? 'vec4f' : 'f32', EXPR: expr }, MAP_PARAMS);
+  rt().dispatch(k, [...inputs.map((t) => t.buffer), y.buffer], MAP_PARAMS.pack({ n: items, s }), grid1d(Math.ceil(items / 256)));
   return y;
 }
 
@@ -49,12 +43,10 @@ function bcastRaw(op: string, expr: string, g: Tensor | null, a: Tensor, aShape:
   const y = empty(shape);
   if (y.size === 0) return y;
   const layout = broadcastLayout(op, shape, [aShape, bShape]);
-  const u = new Uint32Array(4 + 24);
-  u[0] = y.size;
-  packLayout(u, layout);
+  const u = BCAST_PARAMS.pack({ n: y.size, shape: dimWords(layout.shape), sa: dimWords(layout.strides[0]), sb: dimWords(layout.strides[1]) });
   const section = g ? 'ternary_bcast' : 'binary_bcast';
   const per = broadcastPerInvocation();
-  const k = kernel(section, op, { RANK: layout.shape.length, PER: per, EXPR: expr });
+  const k = shaderKernel('elementwise', section, { RANK: layout.shape.length, PER: per, EXPR: expr }, BCAST_PARAMS);
   const buffers = [...(g ? [g.buffer] : []), a.buffer, b.buffer, y.buffer];
   rt().dispatch(k, buffers, u, grid1d(Math.ceil(y.size / (256 * per))));
   return y;
@@ -62,7 +54,7 @@ function bcastRaw(op: string, expr: string, g: Tensor | null, a: Tensor, aShape:
 
 /** `expr` over (g, a, b) for the output shape, a and b broadcasting to it. */
 function gradRaw(op: string, expr: string, g: Tensor, a: Tensor, b: Tensor): Tensor {
-  if (sameShape(a.shape, g.shape) && sameShape(b.shape, g.shape)) return mapRaw('ternary', op, expr, [g, a, b], g.shape);
+  if (sameShape(a.shape, g.shape) && sameShape(b.shape, g.shape)) return mapRaw('ternary', expr, [g, a, b], g.shape);
   return bcastRaw(op, expr, g, a, a.shape, b, b.shape, g.shape);
 }
 
@@ -82,14 +74,25 @@ type UnaryGrad = { save: 'x' | 'y'; expr: string } | ((g: Tensor) => Tensor);
 
 function unaryOp(op: string, x: Tensor, expr: string, grad: UnaryGrad, s = 0): Tensor {
   checkF32(op, x);
-  const y = mapRaw('unary', op, expr, [x], x.shape, s);
+  const y = mapRaw('unary', expr, [x], x.shape, s);
   if (typeof grad === 'function') return record(y, op, [x], [], (g) => [grad(g)]);
-  return record(y, op, [x], [grad.save === 'x' ? x : y], (g, [v]) => [mapRaw('unary_grad', `${op}.grad`, grad.expr, [g, v], g.shape, s)]);
+  return record(y, op, [x], [grad.save === 'x' ? x : y], (g, [v]) => [mapRaw('unary_grad', grad.expr, [g, v], g.shape, s)]);
 }
+
+/** relu's gradient from g and v, relu's input or output (both are positive at the same places). */
+const RELU_GRAD = 'select(T(0.0), g, v > T(0.0))';
 
 /** max(x, 0). Gradient 0 at x = 0. */
 export function relu(x: Tensor): Tensor {
-  return unaryOp('relu', x, 'max(x, T(0.0))', { save: 'x', expr: 'select(T(0.0), g, v > T(0.0))' });
+  return unaryOp('relu', x, 'max(x, T(0.0))', { save: 'x', expr: RELU_GRAD });
+}
+
+/**
+ * g * (y > 0), a fresh tensor: the gradient through a ReLU from its output y, with relu's own
+ * backward kernel (conv and matmul fuse a ReLU into their epilogue and differentiate it here).
+ */
+export function reluGradFromOutput(g: Tensor, y: Tensor): Tensor {
+  return mapRaw('unary_grad', RELU_GRAD, [g, y], g.shape);
 }
 
 export function exp(x: Tensor): Tensor {
@@ -163,7 +166,7 @@ function binaryOp(op: string, a: Operand, b: Operand, spec: BinarySpec): Tensor 
     const x = (xFirst ? a : b) as Tensor;
     const s = (xFirst ? b : a) as number;
     checkF32(op, x);
-    const y = mapRaw('unary', op, xFirst ? spec.ts : spec.st, [x], x.shape, s);
+    const y = mapRaw('unary', xFirst ? spec.ts : spec.st, [x], x.shape, s);
     const saveX = spec.scalarSave(xFirst);
     return record(y, op, [x], saveX ? [x] : [], (g, saved) => [spec.scalarGrad(g, s, xFirst, saved[0])]);
   }
@@ -171,7 +174,7 @@ function binaryOp(op: string, a: Operand, b: Operand, spec: BinarySpec): Tensor 
   checkF32(op, a);
   const shape = broadcastShapes(op, a.shape, b.shape);
   const y = sameShape(a.shape, b.shape)
-    ? mapRaw('binary', op, spec.tt, [a, b], shape)
+    ? mapRaw('binary', spec.tt, [a, b], shape)
     : bcastRaw(op, spec.tt, null, a, a.shape, b, b.shape, shape);
   const need: [boolean, boolean] = [a.requiresGrad, b.requiresGrad];
   const [saveA, saveB] = spec.saves(need);
@@ -264,7 +267,7 @@ export function div(a: Operand, b: Operand): Tensor {
     ],
     // d(x/s)/dx = 1/s; d(s/x)/dx = -s/x^2
     scalarGrad: (g, s, xFirst, v) =>
-      xFirst ? mapRaw('unary', 'div.grad', 'x / s', [g], g.shape, s) : mapRaw('unary_grad', 'div.grad', '-(g * (s / v)) / v', [g, v!], g.shape, s),
+      xFirst ? mapRaw('unary', 'x / s', [g], g.shape, s) : mapRaw('unary_grad', '-(g * (s / v)) / v', [g, v!], g.shape, s),
     scalarSave: (xFirst) => !xFirst,
   });
 }
@@ -286,7 +289,7 @@ function minMax(op: 'maximum' | 'minimum', a: Operand, b: Operand): Tensor {
       need[0] ? toShape(g, gradRaw(`${op}.grad_a`, `select(T(0.0), g, ${aWins})`, g, a!, b!), aShape) : null,
       need[1] ? toShape(g, gradRaw(`${op}.grad_b`, `select(T(0.0), g, ${bWins})`, g, a!, b!), bShape) : null,
     ],
-    scalarGrad: (g, s, _xFirst, v) => mapRaw('unary_grad', `${op}.grad`, `select(T(0.0), g, ${xWins})`, [g, v!], g.shape, s),
+    scalarGrad: (g, s, _xFirst, v) => mapRaw('unary_grad', `select(T(0.0), g, ${xWins})`, [g, v!], g.shape, s),
     scalarSave: () => true,
   });
 }

@@ -1,9 +1,13 @@
 // Launches shaders/fill.wgsl: writes one value into every element of a tensor.
-import { grid1d, rt, type Kernel } from './runtime.js';
+import { kernel, paramBlock } from './kernel.js';
+import { grid1d, rt } from './runtime.js';
 import { wgsl } from './shaders.js';
 import type { Tensor } from './tensor.js';
 
-const fillKernel: Kernel = { name: 'fill', key: 'fill', code: () => wgsl('fill') };
+/** n: elements; bits: the value's 32 bits. */
+const FILL_PARAMS = paramBlock({ n: 'u32', bits: 'u32' });
+
+const fillKernel = kernel('fill', {}, () => wgsl('fill', { PARAMS: FILL_PARAMS.wgsl }));
 
 /** The 32 bits that represent `value` in `dtype`. */
 export function valueBits(value: number, dtype: 'f32' | 'i32' | 'u32'): number {
@@ -15,6 +19,5 @@ export function valueBits(value: number, dtype: 'f32' | 'i32' | 'u32'): number {
 }
 
 export function dispatchFill(t: Tensor, value: number): void {
-  const params = new Uint32Array([t.size, valueBits(value, t.dtype)]);
-  rt().dispatch(fillKernel, [t.buffer], params, grid1d(Math.ceil(t.size / 256)));
+  rt().dispatch(fillKernel, [t.buffer], FILL_PARAMS.pack({ n: t.size, bits: valueBits(value, t.dtype) }), grid1d(Math.ceil(t.size / 256)));
 }

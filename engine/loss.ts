@@ -1,30 +1,23 @@
 // Losses. mseLoss launches shaders/loss.wgsl: chunked partial sums of squared differences,
 // then one workgroup reduces them in a fixed order (deterministic, no float atomics).
 import { record } from './autograd.js';
-import { grid1d, rt, type Kernel } from './runtime.js';
-import { wgslKernel } from './shaders.js';
+import { paramBlock, shaderKernel } from './kernel.js';
+import { grid1d, rt } from './runtime.js';
 import { type Tensor, assertDType, empty } from './tensor.js';
-
-const kernels = new Map<string, Kernel>();
-function kernel(name: string): Kernel {
-  let k = kernels.get(name);
-  if (!k) {
-    k = { name: `loss.${name}`, key: `loss.${name}`, code: () => wgslKernel('loss', name) };
-    kernels.set(name, k);
-  }
-  return k;
-}
 
 /** Elements summed by one workgroup of mse_partial (256 threads x PER_THREAD in loss.wgsl). */
 export const MSE_CHUNK = 256 * 16;
 
-/** A uniform block of one u32 followed by f32 values. */
-function params(n: number, ...floats: number[]): Uint32Array {
-  const u = new Uint32Array(1 + floats.length);
-  u[0] = n;
-  new Float32Array(u.buffer).set(floats, 1);
-  return u;
-}
+const PARTIAL_PARAMS = paramBlock({ n: 'u32' });
+/** parts: partial sums; count: the mean's element count. */
+const FINAL_PARAMS = paramBlock({ parts: 'u32', count: 'f32' });
+/** scale: 2 / n (the gradient of pred; -2 / n that of target). */
+const GRAD_PARAMS = paramBlock({ n: 'u32', scale: 'f32' });
+
+const partialKernel = shaderKernel('loss', 'mse_partial', {}, PARTIAL_PARAMS);
+const finalKernel = shaderKernel('loss', 'mse_final', {}, FINAL_PARAMS);
+const grad1Kernel = shaderKernel('loss', 'mse_grad1', {}, GRAD_PARAMS);
+const grad2Kernel = shaderKernel('loss', 'mse_grad2', {}, GRAD_PARAMS);
 
 /**
  * mean((pred - target)^2) over all elements, as a 0-d tensor (shape []). Shapes must match
@@ -40,9 +33,9 @@ export function mseLoss(pred: Tensor, target: Tensor): Tensor {
   const r = rt();
   const parts = Math.ceil(n / MSE_CHUNK);
   const partial = empty([parts]);
-  r.dispatch(kernel('mse_partial'), [pred.buffer, target.buffer, partial.buffer], new Uint32Array([n]), grid1d(parts));
+  r.dispatch(partialKernel, [pred.buffer, target.buffer, partial.buffer], PARTIAL_PARAMS.pack({ n }), grid1d(parts));
   const out = empty([]);
-  r.dispatch(kernel('mse_final'), [partial.buffer, out.buffer], params(parts, n), [1]);
+  r.dispatch(finalKernel, [partial.buffer, out.buffer], FINAL_PARAMS.pack({ parts, count: n }), [1]);
   partial.dispose();
   const wants = [pred.requiresGrad, target.requiresGrad];
   return record(out, 'mseLoss', [pred, target], [pred, target], (g, [p, t]) => mseGrad(g, p, t, wants));
@@ -56,10 +49,10 @@ function mseGrad(g: Tensor, pred: Tensor, target: Tensor, [wantP, wantT]: boolea
   if (wantP && wantT) {
     const dp = empty(pred.shape);
     const dt = empty(pred.shape);
-    rt().dispatch(kernel('mse_grad2'), [...bufs, dp.buffer, dt.buffer], params(n, scale), grid);
+    rt().dispatch(grad2Kernel, [...bufs, dp.buffer, dt.buffer], GRAD_PARAMS.pack({ n, scale }), grid);
     return [dp, dt];
   }
   const d = empty(pred.shape);
-  rt().dispatch(kernel('mse_grad1'), [...bufs, d.buffer], params(n, wantP ? scale : -scale), grid);
+  rt().dispatch(grad1Kernel, [...bufs, d.buffer], GRAD_PARAMS.pack({ n, scale: wantP ? scale : -scale }), grid);
   return wantP ? [d, null] : [null, d];
 }

@@ -9,13 +9,18 @@
 //         per FMA: a lane computes 32 rows x 8 columns and the subgroup shares the A values
 //         through subgroupBroadcast (12 loads per 256 FMAs per k step).
 //         Known cost: when K is a multiple of 256 the 32 A rows of a tile (4K bytes apart) share
-//         a few L1 sets; reading A transposed (or K = 1000) measured ~1.7x faster at 1024-2048.
+//         a few L1 sets, so A read transposed is faster there (bench: matmul 1024^3, 2048^3).
 //   smem  64x64 workgroup-memory tiles, 4x4 per thread: the usual choice on a discrete GPU.
-// Override with the `schedule` option or VQ_MATMUL_SCHEDULE=reg|smem (VQ_MATMUL_SUBGROUPS=0
-// turns the subgroup sharing of `reg` off).
+// Which schedule and tile run a product is a plan (planMatmul: pure, from the shape, the
+// device's capabilities and the flags); runGemm only records what the plan says. Override with
+// the `schedule` option or VQ_MATMUL_SCHEDULE=reg|smem (VQ_MATMUL_SUBGROUPS=0 turns the subgroup
+// sharing of `reg` off).
 import { needsGrad, record } from './autograd.js';
-import { flags } from './flags.js';
-import { type Grid, type Kernel, grid1d, rt } from './runtime.js';
+import { reluGradFromOutput } from './elementwise.js';
+import type { Capabilities } from './device.js';
+import { type Flags, flags } from './flags.js';
+import { kernel, paramBlock, shaderKernel } from './kernel.js';
+import { type Grid, rt } from './runtime.js';
 import { wgslKernel } from './shaders.js';
 import { Tensor, assertDType, empty } from './tensor.js';
 
@@ -46,24 +51,37 @@ export interface GemmTile {
   shareA: boolean;
 }
 
-/** The schedule matmul uses on this device: the override, else flag matmulSchedule, else reg on a CPU device, smem on a GPU. */
-export function matmulSchedule(override?: MatmulSchedule): MatmulSchedule {
-  const f = flags().matmulSchedule;
-  return override ?? (f !== 'auto' ? f : rt().caps.isCpu ? 'reg' : 'smem');
+/** The capabilities matmul plans read. */
+export type MatmulCaps = Pick<Capabilities, 'isCpu' | 'subgroups' | 'subgroupMinSize'>;
+
+/** The flags matmul plans read. */
+export type MatmulFlags = Pick<Flags, 'matmulSchedule' | 'matmulSubgroups' | 'matmulTile'>;
+
+/** The schedule: `override`, else flag matmulSchedule, else reg on a CPU device, smem on a GPU. */
+export function planMatmulSchedule(caps: MatmulCaps, f: MatmulFlags, override?: MatmulSchedule): MatmulSchedule {
+  return override ?? (f.matmulSchedule !== 'auto' ? f.matmulSchedule : caps.isCpu ? 'reg' : 'smem');
 }
 
-/** The tile configuration of `schedule` on this device. */
-export function gemmTile(schedule: MatmulSchedule = matmulSchedule()): GemmTile {
+/** The tile configuration of `schedule` on a device with `caps`. */
+export function planGemmTile(schedule: MatmulSchedule, caps: MatmulCaps, f: MatmulFlags): GemmTile {
   if (schedule === 'smem') return { schedule, tm: 64, tn: 4, shareA: false };
-  const caps = rt().caps;
-  const shareA = caps.subgroups && caps.subgroupMinSize >= 8 && flags().matmulSubgroups;
+  const shareA = caps.subgroups && caps.subgroupMinSize >= 8 && f.matmulSubgroups;
   // Flag matmulTile (VQ_MATMUL_TILE=ROWSxCOLS) overrides the tile (for benchmarks of other variants).
-  const m = /^(\d+)x(\d+)$/.exec(flags().matmulTile);
+  const m = /^(\d+)x(\d+)$/.exec(f.matmulTile);
   if (m) return { schedule, tm: Number(m[1]), tn: Number(m[2]), shareA };
-  // Measured on lavapipe (2 cores): 32x8 about as fast as 16x8 or 24x8 on square products and
-  // the fastest on the VQ distance shape; 16x8 compiles in half the time. Without sharing every
-  // row costs a load, so fewer rows.
+  // 32x8 with sharing: as fast as 16x8 or 24x8 on square products and the fastest on the VQ
+  // distance shape (bench: matmul vq-distance); without sharing every row costs a load, so 8 rows.
   return shareA ? { schedule, tm: 32, tn: 8, shareA } : { schedule, tm: 8, tn: 8, shareA };
+}
+
+/** The schedule matmul uses on this device now (planMatmulSchedule with the device's caps and the flags in force). */
+export function matmulSchedule(override?: MatmulSchedule): MatmulSchedule {
+  return planMatmulSchedule(rt().caps, flags(), override);
+}
+
+/** The tile configuration of `schedule` on this device now. */
+export function gemmTile(schedule: MatmulSchedule = matmulSchedule()): GemmTile {
+  return planGemmTile(schedule, rt().caps, flags());
 }
 
 /** Workgroups for an M x N output with zOut batches. */
@@ -121,16 +139,57 @@ export function gemmTileKey(tile: GemmTile): string {
 // ---- matmul's own hooks: strided row-major matrices, batches, transposes, bias + relu.
 
 /** How matmul's hooks load B and store the output; everything else is a uniform. */
-type MemoryMode = 'b4o4' | 'b1o4' | 'b1o1';
+export type MemoryMode = 'b4o4' | 'b1o4' | 'b1o1';
 
-function memoryMode(N: number, transB: boolean): MemoryMode {
-  return N % 4 !== 0 ? 'b1o1' : transB ? 'b1o4' : 'b4o4';
+/** Which kernel runs one GEMM and on which grid. */
+export interface MatmulPlan {
+  tile: GemmTile;
+  mode: MemoryMode;
+  grid: Grid;
 }
+
+/**
+ * The plan of an M x N (x K) product with zOut output batches (transB: B is read transposed),
+ * pure: (shape, device capabilities, flags) -> plan. `schedule` forces a schedule.
+ */
+export function planMatmul(
+  s: { M: number; N: number; K: number; zOut?: number; transB?: boolean },
+  caps: MatmulCaps,
+  f: MatmulFlags,
+  schedule?: MatmulSchedule,
+): MatmulPlan {
+  const tile = planGemmTile(planMatmulSchedule(caps, f, schedule), caps, f);
+  // B loads and output stores are vec4s when rows hold whole vec4s (B read transposed: scalar loads).
+  const mode: MemoryMode = s.N % 4 !== 0 ? 'b1o1' : s.transB ? 'b1o4' : 'b4o4';
+  const grid = gemmGrid(tile, s.M, s.N, s.zOut ?? 1);
+  if ((grid[1] ?? 1) > 65535) {
+    throw new Error(`matmul: M = ${s.M} needs ${grid[1]} workgroup rows (more than 65535); split the batch`);
+  }
+  return { tile, mode, grid };
+}
+
+/** One line naming a matmul plan's kernel, e.g. `reg 32x8 sg b1o4`. */
+export function describeMatmulPlan(p: MatmulPlan): string {
+  const t = p.tile;
+  return t.schedule === 'reg' ? `reg ${t.tm}x${t.tn}${t.shareA ? ' sg' : ''} ${p.mode}` : `smem 64x64 ${p.mode}`;
+}
+
+/**
+ * matmul_hooks' uniform: A has aCount batches of aStride elements (batch z reads z % aCount), B
+ * likewise; aRow, aK: element strides of opA's rows and k; bK, bCol: those of opB's k and columns.
+ */
+const MATMUL_PARAMS = paramBlock({
+  M: 'u32', N: 'u32', K: 'u32', zOut: 'u32',
+  nRed: 'u32', aCount: 'u32', aStride: 'u32', bCount: 'u32',
+  bStride: 'u32', aRow: 'u32', aK: 'u32', bK: 'u32',
+  bCol: 'u32', hasBias: 'u32', relu: 'u32', _p: 'u32',
+}, 4);
 
 function matmulHooks(mode: MemoryMode): string {
   const bVec4 = mode === 'b4o4';
   const oVec4 = mode !== 'b1o1';
   return wgslKernel('matmul', 'matmul_hooks', {
+    PARAMS: MATMUL_PARAMS.wgsl,
     B_TYPE: bVec4 ? 'vec4<f32>' : 'f32',
     O_TYPE: oVec4 ? 'vec4<f32>' : 'f32',
     B_READ4: bVec4
@@ -173,42 +232,40 @@ export interface GemmLaunch {
 /**
  * Records one GEMM: out[zo] = act(sum_j opA(a[z % aCount]) @ opB(b[z % bCount]) + bias) with
  * z = zo + j * zOut. Covers batched, broadcast (suffix batch dims) and batch-reducing products.
+ * Plans with the device's capabilities and the flags in force, then runs the plan.
  */
 export function launchGemm(g: GemmLaunch): void {
+  const { a, b, out, M, N, K } = g;
+  const zOut = g.zOut ?? 1;
+  const short = (t: Tensor, need: number, what: string) => {
+    if (t.size < need) throw new Error(`launchGemm: ${what} ${t.describe()} holds ${t.size} elements, needs ${need}`);
+  };
+  short(a, (g.aCount ?? 1) * M * K, 'a');
+  short(b, (g.bCount ?? 1) * K * N, 'b');
+  short(out, zOut * M * N, 'out');
+  if (g.bias) short(g.bias, N, 'bias');
+  if (M === 0 || N === 0 || zOut === 0) return;
+  runGemm(g, planMatmul({ M, N, K, zOut, transB: g.transB }, rt().caps, flags(), g.schedule));
+}
+
+/** Records the GEMM `g` as `plan` says (checked by launchGemm). */
+export function runGemm(g: GemmLaunch, plan: MatmulPlan): void {
   const { a, b, out, M, N, K } = g;
   const zOut = g.zOut ?? 1;
   const nRed = g.nRed ?? 1;
   const aCount = g.aCount ?? 1;
   const bCount = g.bCount ?? 1;
-  const short = (t: Tensor, need: number, what: string) => {
-    if (t.size < need) throw new Error(`launchGemm: ${what} ${t.describe()} holds ${t.size} elements, needs ${need}`);
-  };
-  short(a, aCount * M * K, 'a');
-  short(b, bCount * K * N, 'b');
-  short(out, zOut * M * N, 'out');
-  if (g.bias) short(g.bias, N, 'bias');
-  if (M === 0 || N === 0 || zOut === 0) return;
   const transA = !!g.transA;
   const transB = !!g.transB;
-  const tile = gemmTile(matmulSchedule(g.schedule));
-  const mode = memoryMode(N, transB);
-  const kernel: Kernel = {
-    name: `matmul.${tile.schedule}`,
-    key: `matmul.${gemmTileKey(tile)}.${mode}`,
-    code: () => gemmSource(tile, matmulHooks(mode)),
-  };
-  const params = new Uint32Array([
-    M, N, K, zOut, nRed, aCount, M * K, bCount, K * N,
-    transA ? 1 : K, transA ? M : 1, // opA strides: row, k
-    transB ? 1 : N, transB ? K : 1, // opB strides: k, column
-    g.bias ? 1 : 0, g.activation === 'relu' ? 1 : 0, 0,
-  ]);
+  const { tile, mode } = plan;
+  const k = kernel(`matmul.${tile.schedule}`, { ...tile, mode }, () => gemmSource(tile, matmulHooks(mode)));
+  const params = MATMUL_PARAMS.pack({
+    M, N, K, zOut, nRed, aCount, aStride: M * K, bCount, bStride: K * N,
+    aRow: transA ? 1 : K, aK: transA ? M : 1, bK: transB ? 1 : N, bCol: transB ? K : 1,
+    hasBias: !!g.bias, relu: g.activation === 'relu',
+  });
   const buffers = [a.buffer, b.buffer, (g.bias ?? b).buffer, out.buffer];
-  const grid = gemmGrid(tile, M, N, zOut);
-  if ((grid[1] ?? 1) > 65535) {
-    throw new Error(`matmul: M = ${M} needs ${grid[1]} workgroup rows (more than 65535); split the batch`);
-  }
-  rt().dispatch(kernel, buffers, params, grid);
+  rt().dispatch(k, buffers, params, plan.grid);
 }
 
 // ---- shapes
@@ -308,7 +365,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   return record(out, 'matmul', inputs, save, (grad, saved) => {
     const [sa, sb, y] = saved;
     // gradient at the epilogue's input
-    const gz = activation === 'relu' ? reluMask(grad, y) : grad;
+    const gz = activation === 'relu' ? reluGradFromOutput(grad, y) : grad;
     const { M, N, K, aCount, bCount, total } = s;
     // the gradient of an operand with `count` batches: output batch zo sums the products of the
     // input batches zo, zo + count, ... (the batches it was broadcast to)
@@ -343,12 +400,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 
 // ---- backward helpers
 
-const colsumKernel: Kernel = { name: 'matmul.colsum', key: 'matmul.colsum', code: () => wgslKernel('matmul', 'colsum') };
-const reluMaskKernel: Kernel = {
-  name: 'matmul.relu_mask',
-  key: 'matmul.relu_mask',
-  code: () => wgslKernel('matmul', 'relu_mask'),
-};
+/** rows of N columns, summed in chunks of `chunk` rows. */
+const COLSUM_PARAMS = paramBlock({ rows: 'u32', N: 'u32', chunk: 'u32', _p: 'u32' });
+const colsumKernel = shaderKernel('matmul', 'colsum', {}, COLSUM_PARAMS);
 const COLSUM_CHUNK = 256;
 
 /** Sums the rows of x viewed as [rows, n] into a fresh [n] tensor (a few partial-sum passes). */
@@ -360,24 +414,11 @@ export function sumRows(x: Tensor, rows: number, n: number): Tensor {
     const chunks = Math.max(1, Math.ceil(curRows / COLSUM_CHUNK));
     const next = empty(chunks === 1 ? [n] : [chunks, n]);
     if (n > 0) {
-      rt().dispatch(colsumKernel, [cur.buffer, next.buffer], new Uint32Array([curRows, n, COLSUM_CHUNK, 0]), [
-        Math.ceil(n / 64),
-        chunks,
-        1,
-      ]);
+      rt().dispatch(colsumKernel, [cur.buffer, next.buffer], COLSUM_PARAMS.pack({ rows: curRows, N: n, chunk: COLSUM_CHUNK }), [Math.ceil(n / 64), chunks, 1]);
     }
     if (cur !== x) cur.dispose();
     cur = next;
     curRows = chunks;
   } while (curRows > 1);
   return cur;
-}
-
-/** g * (y > 0), a fresh tensor. */
-function reluMask(g: Tensor, y: Tensor): Tensor {
-  const d = empty(g.shape);
-  if (g.size > 0) {
-    rt().dispatch(reluMaskKernel, [g.buffer, y.buffer, d.buffer], new Uint32Array([g.size, 0, 0, 0]), grid1d(Math.ceil(g.size / 256)));
-  }
-  return d;
 }

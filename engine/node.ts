@@ -1,14 +1,17 @@
 // The engine in Node.js: the package's "node" entry. Everything Node-specific lives here and
 // nowhere else under engine/: Dawn's WebGPU (its instance kept alive, its polling throttled
 // on CPU devices, backend and adapter choice), the `VQ_*` environment variables as engine
-// flags, and the host's thread count. It re-exports the whole platform-free engine, with
+// flags, the host's thread count, and the writer of flag dumpWgsl. It re-exports the whole platform-free engine, with
 // `init` and `destroyGpu` replaced by versions that start and stop Dawn.
+import { createHash } from 'node:crypto';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { create, globals } from 'webgpu';
 import { CPU_POLL_INTERVAL_MS, restoreDawnPolling, throttleDawnPolling } from './dawn_poll.js';
 import { NoGpuError, type InitOptions } from './device.js';
 import { flags, parseFlags, setFlags } from './flags.js';
-import { type Runtime, currentRuntime, destroyGpu as destroyCore, init as initCore } from './runtime.js';
+import { type Kernel, type Runtime, currentRuntime, destroyGpu as destroyCore, init as initCore } from './runtime.js';
 
 export * from './index.js';
 export { dawnPollingState, restoreDawnPolling, throttleDawnPolling } from './dawn_poll.js';
@@ -95,10 +98,31 @@ async function initDawn(opts: NodeInitOptions): Promise<Runtime> {
     if (e instanceof NoGpuError && what) throw new NoGpuError(e.message.replace('No WebGPU adapter', `No WebGPU adapter${what}`));
     throw e;
   }
+  r.onKernelSource ??= dumpWgsl;
   const interval = poll ?? (r.caps.isCpu ? CPU_POLL_INTERVAL_MS : 'spin');
   if (interval === 'spin') restoreDawnPolling();
   else throttleDawnPolling(interval);
   return r;
+}
+
+/** Directories dumpWgsl has created. */
+const dumpDirs = new Set<string>();
+
+/**
+ * Flag dumpWgsl (VQ_DUMP_WGSL=DIR): writes a kernel's WGSL to DIR/<name>.<hash of key>.wgsl and
+ * appends `file<TAB>key` to DIR/kernels.tsv. The flag is read at each compile, so withFlags
+ * scopes it too.
+ */
+export function dumpWgsl(kernel: Kernel, code: string): void {
+  const dir = flags().dumpWgsl;
+  if (!dir) return;
+  if (!dumpDirs.has(dir)) {
+    mkdirSync(dir, { recursive: true });
+    dumpDirs.add(dir);
+  }
+  const file = `${kernel.name.replace(/[^\w.-]/g, '_')}.${createHash('sha256').update(kernel.key).digest('hex').slice(0, 12)}.wgsl`;
+  writeFileSync(join(dir, file), code);
+  appendFileSync(join(dir, 'kernels.tsv'), `${file}\t${kernel.key}\n`);
 }
 
 /** Validates a Dawn polling setting: undefined/'auto' (by device), 'spin' or 0-1000 ms. */

@@ -2,28 +2,22 @@
 // parameter per step (shaders/optim.wgsl) that updates the parameter and its state in place.
 // State tensors are created lazily on a parameter's first step, as PyTorch does.
 import { zeroGrad } from './autograd.js';
-import { grid1d, rt, type Kernel } from './runtime.js';
-import { wgslKernel } from './shaders.js';
+import { paramBlock, shaderKernel } from './kernel.js';
+import { grid1d, rt } from './runtime.js';
 import { type Tensor, empty, keep, tensor, zeros } from './tensor.js';
 
-const kernels = new Map<string, Kernel>();
-function kernel(name: string): Kernel {
-  let k = kernels.get(name);
-  if (!k) {
-    k = { name: `optim.${name}`, key: `optim.${name}`, code: () => wgslKernel('optim', name) };
-    kernels.set(name, k);
-  }
-  return k;
-}
+/** step_size = lr / (1 - beta1^t) and bc2_sqrt = sqrt(1 - beta2^t), from the CPU in float64. */
+const ADAM_PARAMS = paramBlock({
+  n: 'u32', one_minus_beta1: 'f32', beta2: 'f32', one_minus_beta2: 'f32', eps: 'f32', weight_decay: 'f32', step_size: 'f32', bc2_sqrt: 'f32',
+}, 1);
+const SGD_PARAMS = paramBlock({ n: 'u32', lr: 'f32', weight_decay: 'f32' }, 1);
+const SGD_MOMENTUM_PARAMS = paramBlock({
+  n: 'u32', lr: 'f32', weight_decay: 'f32', momentum: 'f32', one_minus_dampening: 'f32', first: 'u32', nesterov: 'u32',
+}, 1);
 
-/** A uniform block: u32 count, then f32 values, then u32 flags. */
-function params(n: number, floats: number[], flags: number[] = []): Uint32Array {
-  const u = new Uint32Array(1 + floats.length + flags.length);
-  u[0] = n;
-  new Float32Array(u.buffer).set(floats, 1);
-  u.set(flags, 1 + floats.length);
-  return u;
-}
+const adamKernel = shaderKernel('optim', 'adam', {}, ADAM_PARAMS);
+const sgdKernel = shaderKernel('optim', 'sgd', {}, SGD_PARAMS);
+const sgdMomentumKernel = shaderKernel('optim', 'sgd_momentum', {}, SGD_MOMENTUM_PARAMS);
 
 function checkParams(op: string, params: readonly Tensor[]): Tensor[] {
   if (params.length === 0) throw new Error(`${op}: no parameters given`);
@@ -125,8 +119,10 @@ export class Adam {
       s.step++;
       const stepSize = this.lr / (1 - b1 ** s.step);
       const bc2Sqrt = Math.sqrt(1 - b2 ** s.step);
-      const u = params(p.size, [1 - b1, b2, 1 - b2, this.eps, this.weightDecay, stepSize, bc2Sqrt]);
-      rt().dispatch(kernel('adam'), [p.buffer, g.buffer, s.m.buffer, s.v.buffer], u, grid1d(Math.ceil(p.size / 256)));
+      const u = ADAM_PARAMS.pack({
+        n: p.size, one_minus_beta1: 1 - b1, beta2: b2, one_minus_beta2: 1 - b2, eps: this.eps, weight_decay: this.weightDecay, step_size: stepSize, bc2_sqrt: bc2Sqrt,
+      });
+      rt().dispatch(adamKernel, [p.buffer, g.buffer, s.m.buffer, s.v.buffer], u, grid1d(Math.ceil(p.size / 256)));
     });
   }
 
@@ -234,14 +230,16 @@ export class SGD {
       if (!g) return;
       const grid = grid1d(Math.ceil(p.size / 256));
       if (this.momentum === 0) {
-        rt().dispatch(kernel('sgd'), [p.buffer, g.buffer], params(p.size, [this.lr, this.weightDecay]), grid);
+        rt().dispatch(sgdKernel, [p.buffer, g.buffer], SGD_PARAMS.pack({ n: p.size, lr: this.lr, weight_decay: this.weightDecay }), grid);
         return;
       }
       const first = !this.buffers[i];
       // the first step overwrites every element, so the buffer needs no zeroing
       const buf = (this.buffers[i] ??= keep(empty(p.shape)));
-      const u = params(p.size, [this.lr, this.weightDecay, this.momentum, 1 - this.dampening], [first ? 1 : 0, this.nesterov ? 1 : 0]);
-      rt().dispatch(kernel('sgd_momentum'), [p.buffer, g.buffer, buf.buffer], u, grid);
+      const u = SGD_MOMENTUM_PARAMS.pack({
+        n: p.size, lr: this.lr, weight_decay: this.weightDecay, momentum: this.momentum, one_minus_dampening: 1 - this.dampening, first, nesterov: this.nesterov,
+      });
+      rt().dispatch(sgdMomentumKernel, [p.buffer, g.buffer, buf.buffer], u, grid);
     });
   }
 

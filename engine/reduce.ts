@@ -8,8 +8,8 @@
 // axis and a 4M-element sum is four cheap passes. The order of additions is fixed: results are
 // deterministic, and the error grows like a tree's (~log n), not a single running sum's (~n).
 import { record } from './autograd.js';
-import { grid1d, rt, type Kernel } from './runtime.js';
-import { wgslKernel } from './shaders.js';
+import { dimWords, paramBlock, shaderKernel } from './kernel.js';
+import { grid1d, rt } from './runtime.js';
 import { type Tensor, assertDType, empty, full, share, shapeSize } from './tensor.js';
 
 /** Most dims a broadcast kernel handles after merging neighbours. */
@@ -21,16 +21,13 @@ const COLS_SINGLE = 128;
 const COLS_CHUNK = 64;
 const ARG_THREADS = 16384; // arg_cols splits an axis until about this many invocations run
 
-const kernels = new Map<string, Kernel>();
-function kernel(section: string, values: Record<string, string | number> = {}): Kernel {
-  const key = `reduce.${section}${Object.entries(values).map(([k, v]) => `.${k}=${v}`).join('')}`;
-  let k = kernels.get(key);
-  if (!k) {
-    k = { name: `reduce.${section}`, key, code: () => wgslKernel('reduce', section, values) };
-    kernels.set(key, k);
-  }
-  return k;
-}
+/** [outer, len, inner] -> [outer, chunks, inner] partial sums, times scale. */
+const SUM_COLS_PARAMS = paramBlock({ outer: 'u32', len: 'u32', inner: 'u32', chunks: 'u32', scale: 'f32' });
+/** As sum_cols, best value and index; first: the values are x itself (indices are positions). */
+const ARG_COLS_PARAMS = paramBlock({ outer: 'u32', len: 'u32', inner: 'u32', chunks: 'u32', first: 'u32' });
+const MAX_GRAD_PARAMS = paramBlock({ n: 'u32', len: 'u32', inner: 'u32' });
+/** y = x[broadcast index] * scale: the collapsed output shape and x's strides, 8 dims each. */
+const BROADCAST_PARAMS = paramBlock({ n: 'u32', scale: 'f32', _p0: 'u32', _p1: 'u32', shape: 'array<vec4u, 2>', sx: 'array<vec4u, 2>' });
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 const prod = (s: readonly number[]) => s.reduce((a, d) => a * d, 1);
@@ -95,20 +92,11 @@ export function broadcastLayout(op: string, out: readonly number[], inputs: read
 
 /**
  * Outputs per invocation of the broadcast kernels. On a CPU device 16 (integer division has no
- * SIMD form there, so coordinates are stepped, not recomputed: 3-5x faster on llvmpipe than 1);
- * on a GPU 1, so that neighbouring invocations write neighbouring words (1.8x faster on an H200).
+ * SIMD form there, so coordinates are stepped, not recomputed); on a GPU 1, so that neighbouring
+ * invocations write neighbouring words (bench: train_step).
  */
 export function broadcastPerInvocation(): number {
   return rt().caps.isCpu ? 16 : 1;
-}
-
-/** Writes a layout into a uniform after a 4-word header: shape, then each input's strides, 8 words each. */
-export function packLayout(u: Uint32Array, layout: BroadcastLayout): void {
-  const put = (at: number, v: number[]) => {
-    for (let k = 0; k < MAX_BROADCAST_RANK; k++) u[at + k] = k < v.length ? v[k] : 1;
-  };
-  put(4, layout.shape);
-  layout.strides.forEach((st, j) => put(4 + 8 * (j + 1), st));
 }
 
 /** Records y = x[broadcast index] * scale where x's shape broadcasts to `shape` (no autograd). */
@@ -116,12 +104,10 @@ function broadcastRaw(op: string, x: Tensor, xShape: readonly number[], shape: r
   const y = empty(shape);
   if (y.size === 0) return y;
   const layout = broadcastLayout(op, shape, [xShape]);
-  const u = new Uint32Array(4 + 16);
-  u[0] = y.size;
-  new Float32Array(u.buffer)[1] = scale;
-  packLayout(u, layout);
+  const u = BROADCAST_PARAMS.pack({ n: y.size, scale, shape: dimWords(layout.shape), sx: dimWords(layout.strides[0]) });
   const per = broadcastPerInvocation();
-  rt().dispatch(kernel('broadcast', { RANK: layout.shape.length, PER: per }), [x.buffer, y.buffer], u, grid1d(Math.ceil(y.size / (256 * per))));
+  const k = shaderKernel('reduce', 'broadcast', { RANK: layout.shape.length, PER: per }, BROADCAST_PARAMS);
+  rt().dispatch(k, [x.buffer, y.buffer], u, grid1d(Math.ceil(y.size / (256 * per))));
   return y;
 }
 
@@ -172,9 +158,8 @@ function sumPass(src: Tensor, outer: number, len: number, inner: number, scale: 
   const chunks = len <= COLS_SINGLE ? 1 : Math.ceil(len / COLS_CHUNK);
   const n = outer * chunks * inner;
   const t = empty([n]);
-  const u = new Uint32Array([outer, len, inner, chunks, 0]);
-  new Float32Array(u.buffer)[4] = scale;
-  rt().dispatch(kernel('sum_cols'), [src.buffer, t.buffer], u, grid1d(Math.ceil(n / 256)));
+  const u = SUM_COLS_PARAMS.pack({ outer, len, inner, chunks, scale });
+  rt().dispatch(shaderKernel('reduce', 'sum_cols', {}, SUM_COLS_PARAMS), [src.buffer, t.buffer], u, grid1d(Math.ceil(n / 256)));
   return { t, len: chunks };
 }
 
@@ -270,8 +255,8 @@ function argRaw(x: Tensor, cmp: '>' | '<', outer: number, len: number, inner: nu
     const n = cols * chunks;
     const v = empty([n]);
     const vi = empty([n], 'u32');
-    const u = new Uint32Array([outer, len, inner, chunks, indices ? 0 : 1]);
-    const k = kernel('arg_cols', { CMP: cmp });
+    const u = ARG_COLS_PARAMS.pack({ outer, len, inner, chunks, first: !indices });
+    const k = shaderKernel('reduce', 'arg_cols', { CMP: cmp }, ARG_COLS_PARAMS);
     rt().dispatch(k, [values.buffer, (indices ?? values).buffer, v.buffer, vi.buffer], u, grid1d(Math.ceil(n / 256)));
     if (values !== x) values.dispose();
     indices?.dispose();
@@ -305,8 +290,8 @@ export function max(x: Tensor, axis?: number, keepDims = false): Tensor {
   const xShape = x.shape;
   const y = record(values, 'max', [x], [indices], (g, [idx]) => {
     const dx = empty(xShape);
-    const u = new Uint32Array([dx.size, v.len, v.inner]);
-    rt().dispatch(kernel('max_grad'), [g.buffer, idx.buffer, dx.buffer], u, grid1d(Math.ceil(dx.size / 256)));
+    const u = MAX_GRAD_PARAMS.pack({ n: dx.size, len: v.len, inner: v.inner });
+    rt().dispatch(shaderKernel('reduce', 'max_grad', {}, MAX_GRAD_PARAMS), [g.buffer, idx.buffer, dx.buffer], u, grid1d(Math.ceil(dx.size / 256)));
     return [dx];
   });
   indices.dispose();

@@ -104,6 +104,12 @@ export class Runtime {
   /** Called before each pipeline compiles (the trainers say that a cold start is compiling). */
   onCompile: ((kernel: string) => void) | null = null;
 
+  /**
+   * Called with each kernel's WGSL just before its pipeline compiles (once per cache key). The
+   * engine core writes no files: engine/node.ts installs a writer for flag dumpWgsl (VQ_DUMP_WGSL).
+   */
+  onKernelSource: ((kernel: Kernel, code: string) => void) | null = null;
+
   /** Number of compiled pipelines (one per kernel specialisation). */
   get pipelineCount(): number {
     return this.pipelines.size;
@@ -155,7 +161,9 @@ export class Runtime {
     if (!p) {
       this.onCompile?.(kernel.name);
       const t0 = performance.now();
-      const module = this.device.createShaderModule({ code: kernel.code(), label: kernel.name });
+      const code = kernel.code();
+      this.onKernelSource?.(kernel, code);
+      const module = this.device.createShaderModule({ code, label: kernel.name });
       const pipeline = this.device.createComputePipeline({
         layout: 'auto',
         compute: { module, entryPoint: 'main' },

@@ -4,24 +4,31 @@
 // scatter per input; gradient = slices) and gather (gradient = a deterministic segment sum).
 // Launches shaders/shape.wgsl. Kernels move 32-bit words, so all ops work on every dtype.
 import { record } from './autograd.js';
-import { grid1d, rt, type Kernel } from './runtime.js';
-import { wgslKernel } from './shaders.js';
+import { type ParamBlock, dimWords, paramBlock, shaderKernel } from './kernel.js';
+import { grid1d, rt } from './runtime.js';
 import { type Tensor, empty, share, shapeSize, zeros } from './tensor.js';
 
 /** Most dims a strided kernel handles (after merging contiguous dims). */
 export const MAX_RANK = 8;
 
-const kernels = new Map<string, Kernel>();
-/** The kernel `name` of shaders/shape.wgsl; strided kernels are specialised on their rank. */
-function kernel(name: string, rank = 0): Kernel {
-  const key = `shape.${name}.r${rank}`;
-  let k = kernels.get(key);
-  if (!k) {
-    k = { name: `shape.${name}`, key, code: () => wgslKernel('shape', name, { RANK: rank }) };
-    kernels.set(key, k);
-  }
-  return k;
-}
+// Up to MAX_RANK dims per array field, as two vec4u (uniform arrays need a 16-byte element stride).
+const DIMS = 'array<vec4u, 2>';
+/** copy and scatter: n elements from a (contiguous) `shape`, read or written at base + strides. */
+const STRIDED_PARAMS = paramBlock({ n: 'u32', rank: 'u32', base: 'u32', _pad: 'u32', shape: DIMS, stride: DIMS }, 4);
+const TRANSPOSE_PARAMS = paramBlock({
+  tilesK: 'u32', tilesL: 'u32', sizeK: 'u32', sizeL: 'u32',
+  outStrideK: 'u32', strideL: 'u32', batchRank: 'u32', nWork: 'u32',
+  base: 'u32', _pad0: 'u32', _pad1: 'u32', _pad2: 'u32',
+  bshape: DIMS, bout: DIMS, bsrc: DIMS,
+}, 4);
+const PAD_PARAMS = paramBlock({ n: 'u32', rank: 'u32', _pad0: 'u32', _pad1: 'u32', shape: DIMS, start: DIMS, len: DIMS, gstride: DIMS }, 4);
+const GATHER_PARAMS = paramBlock({ n: 'u32', axisLen: 'u32', inner: 'u32', m: 'u32', signed: 'u32' });
+const HIST_PARAMS = paramBlock({ m: 'u32', axisLen: 'u32', block: 'u32', nBlocks: 'u32', signed: 'u32' });
+const COLSCAN_PARAMS = paramBlock({ axisLen: 'u32', nBlocks: 'u32' });
+const ROWSCAN_PARAMS = paramBlock({ len: 'u32' });
+const PLACE_PARAMS = paramBlock({ m: 'u32', axisLen: 'u32', block: 'u32', signed: 'u32' });
+const SEGSUM_PARAMS = paramBlock({ n: 'u32', axisLen: 'u32', inner: 'u32', m: 'u32', maxSegs: 'u32' });
+const SUM_PARAMS = paramBlock({ n: 'u32', axisLen: 'u32', inner: 'u32', maxSegs: 'u32' });
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 
@@ -67,11 +74,6 @@ function coalesce(shape: readonly number[], strideSets: number[][]): { shape: nu
   return { shape: outShape, strides: outStrides };
 }
 
-/** Packs up to MAX_RANK values into the kernels' two vec4u. */
-function pack8(out: Uint32Array, at: number, values: readonly number[]): void {
-  for (let k = 0; k < MAX_RANK; k++) out[at + k] = k < values.length ? values[k] : 1;
-}
-
 /** Records a strided copy (`copy`: out[i] = src[base + off(i)]) or scatter (out[base + off(i)] = src[i]). */
 function strided(
   op: string,
@@ -96,11 +98,8 @@ function strided(
     transposeTiled(src, out, c.shape, st, unit, base);
     return;
   }
-  const params = new Uint32Array(4 + 2 * MAX_RANK);
-  params.set([n, c.shape.length, base, 0]);
-  pack8(params, 4, c.shape);
-  pack8(params, 4 + MAX_RANK, st);
-  rt().dispatch(kernel(which, c.shape.length), [src.buffer, out.buffer], params, grid1d(Math.ceil(n / 256)));
+  const params = STRIDED_PARAMS.pack({ n, rank: c.shape.length, base, shape: dimWords(c.shape), stride: dimWords(st) });
+  rt().dispatch(shaderKernel('shape', which, { RANK: c.shape.length }, STRIDED_PARAMS), [src.buffer, out.buffer], params, grid1d(Math.ceil(n / 256)));
 }
 
 /**
@@ -114,12 +113,11 @@ function transposeTiled(src: Tensor, out: Tensor, shape: number[], strides: numb
   const tilesK = Math.ceil(shape[k] / 32);
   const tilesL = Math.ceil(shape[last] / 32);
   const nWork = tilesK * tilesL * batch.reduce((a, d) => a * shape[d], 1);
-  const params = new Uint32Array(12 + 3 * MAX_RANK);
-  params.set([tilesK, tilesL, shape[k], shape[last], outStrides[k], strides[last], batch.length, nWork, base]);
-  pack8(params, 12, batch.map((d) => shape[d]));
-  pack8(params, 12 + MAX_RANK, batch.map((d) => outStrides[d]));
-  pack8(params, 12 + 2 * MAX_RANK, batch.map((d) => strides[d]));
-  rt().dispatch(kernel('transpose', batch.length), [src.buffer, out.buffer], params, grid1d(nWork));
+  const params = TRANSPOSE_PARAMS.pack({
+    tilesK, tilesL, sizeK: shape[k], sizeL: shape[last], outStrideK: outStrides[k], strideL: strides[last], batchRank: batch.length, nWork, base,
+    bshape: dimWords(batch.map((d) => shape[d])), bout: dimWords(batch.map((d) => outStrides[d])), bsrc: dimWords(batch.map((d) => strides[d])),
+  });
+  rt().dispatch(shaderKernel('shape', 'transpose', { RANK: batch.length }, TRANSPOSE_PARAMS), [src.buffer, out.buffer], params, grid1d(nWork));
 }
 
 // ---- reshape / flatten
@@ -252,14 +250,11 @@ function pad(g: Tensor, shape: readonly number[], start: readonly number[]): Ten
   const n = out.size;
   if (n === 0) return out;
   if (shape.length > MAX_RANK) throw new Error(`slice backward: rank ${shape.length} exceeds ${MAX_RANK}`);
-  const params = new Uint32Array(4 + 4 * MAX_RANK);
-  params.set([n, shape.length, 0, 0]);
-  pack8(params, 4, shape);
-  pack8(params, 4 + MAX_RANK, start);
-  pack8(params, 4 + 2 * MAX_RANK, g.shape);
-  pack8(params, 4 + 3 * MAX_RANK, contiguousStrides(g.shape));
+  const params = PAD_PARAMS.pack({
+    n, rank: shape.length, shape: dimWords(shape), start: dimWords(start), len: dimWords(g.shape), gstride: dimWords(contiguousStrides(g.shape)),
+  });
   // an empty slice (g.size 0) is fine: no element is inside the box, so g is never read
-  rt().dispatch(kernel('pad', shape.length), [g.buffer, out.buffer], params, grid1d(Math.ceil(n / 256)));
+  rt().dispatch(shaderKernel('shape', 'pad', { RANK: shape.length }, PAD_PARAMS), [g.buffer, out.buffer], params, grid1d(Math.ceil(n / 256)));
   return out;
 }
 
@@ -328,8 +323,8 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
   const signed = indices.dtype === 'i32' ? 1 : 0;
   const n = out.size;
   if (n > 0) {
-    const params = new Uint32Array([n, axisLen, inner, m, signed]);
-    rt().dispatch(kernel('gather'), [x.buffer, indices.buffer, out.buffer], params, grid1d(Math.ceil(n / 256)));
+    const params = GATHER_PARAMS.pack({ n, axisLen, inner, m, signed });
+    rt().dispatch(shaderKernel('shape', 'gather', {}, GATHER_PARAMS), [x.buffer, indices.buffer, out.buffer], params, grid1d(Math.ceil(n / 256)));
   }
   const xShape = [...x.shape];
   return record(out, 'gather', [x, indices], [indices], (g, [idx]) => [
@@ -376,19 +371,21 @@ export function gatherBackward(g: Tensor, indices: Tensor, xShape: readonly numb
   const segStart = empty([axisLen + 1], 'u32');
   const order = empty([m], 'u32');
   const partial = empty([outer * maxSegs * inner]);
-  r.dispatch(kernel('gather_hist'), [indices.buffer, hist.buffer, rank.buffer],
-    new Uint32Array([m, axisLen, block, nBlocks, signed]), grid1d(Math.ceil(nBlocks / 64)));
-  r.dispatch(kernel('gather_colscan'), [hist.buffer, total.buffer, segs.buffer],
-    new Uint32Array([axisLen, nBlocks]), grid1d(Math.ceil(axisLen / 64)));
-  r.dispatch(kernel('gather_rowscan'), [total.buffer, rowStart.buffer], new Uint32Array([axisLen]), [1]);
-  r.dispatch(kernel('gather_rowscan'), [segs.buffer, segStart.buffer], new Uint32Array([axisLen]), [1]);
-  r.dispatch(kernel('gather_place'), [indices.buffer, hist.buffer, rank.buffer, rowStart.buffer, order.buffer],
-    new Uint32Array([m, axisLen, block, signed]), grid1d(Math.ceil(m / 256)));
-  r.dispatch(kernel('gather_segsum'), [g.buffer, order.buffer, rowStart.buffer, segStart.buffer, partial.buffer],
-    new Uint32Array([partial.size, axisLen, inner, m, maxSegs]), grid1d(Math.ceil(partial.size / 256)));
+  const k = (section: string, params: ParamBlock<any>) => shaderKernel('shape', section, {}, params);
+  r.dispatch(k('gather_hist', HIST_PARAMS), [indices.buffer, hist.buffer, rank.buffer],
+    HIST_PARAMS.pack({ m, axisLen, block, nBlocks, signed }), grid1d(Math.ceil(nBlocks / 64)));
+  r.dispatch(k('gather_colscan', COLSCAN_PARAMS), [hist.buffer, total.buffer, segs.buffer],
+    COLSCAN_PARAMS.pack({ axisLen, nBlocks }), grid1d(Math.ceil(axisLen / 64)));
+  const rowscan = k('gather_rowscan', ROWSCAN_PARAMS);
+  r.dispatch(rowscan, [total.buffer, rowStart.buffer], ROWSCAN_PARAMS.pack({ len: axisLen }), [1]);
+  r.dispatch(rowscan, [segs.buffer, segStart.buffer], ROWSCAN_PARAMS.pack({ len: axisLen }), [1]);
+  r.dispatch(k('gather_place', PLACE_PARAMS), [indices.buffer, hist.buffer, rank.buffer, rowStart.buffer, order.buffer],
+    PLACE_PARAMS.pack({ m, axisLen, block, signed }), grid1d(Math.ceil(m / 256)));
+  r.dispatch(k('gather_segsum', SEGSUM_PARAMS), [g.buffer, order.buffer, rowStart.buffer, segStart.buffer, partial.buffer],
+    SEGSUM_PARAMS.pack({ n: partial.size, axisLen, inner, m, maxSegs }), grid1d(Math.ceil(partial.size / 256)));
   const dx = empty(xShape);
-  r.dispatch(kernel('gather_sum'), [partial.buffer, segStart.buffer, dx.buffer],
-    new Uint32Array([dx.size, axisLen, inner, maxSegs]), grid1d(Math.ceil(dx.size / 256)));
+  r.dispatch(k('gather_sum', SUM_PARAMS), [partial.buffer, segStart.buffer, dx.buffer],
+    SUM_PARAMS.pack({ n: dx.size, axisLen, inner, maxSegs }), grid1d(Math.ceil(dx.size / 256)));
   for (const t of [hist, rank, total, segs, rowStart, segStart, order, partial]) t.dispose();
   return dx;
 }

@@ -3,30 +3,34 @@
 // estimator and the codebook / commitment losses, deterministic per-code sums of rows, and
 // codebook statistics computed on the GPU (shaders/vq.wgsl). The EMA
 // codebook and k-means++ initialisation are in vq_ema.ts.
-import { flags } from './flags.js';
+import type { Capabilities } from './device.js';
+import { type Flags, flags } from './flags.js';
+import { bucketSize } from './pool.js';
 import { record } from './autograd.js';
 import { dispatchFill } from './fill.js';
-import { grid1d, rt, uniformArrayVec4s, type Kernel } from './runtime.js';
+import { kernel, paramBlock, shaderKernel } from './kernel.js';
+import { type Grid, type Kernel, grid1d, rt, uniformVec4s } from './runtime.js';
 import { wgslKernel } from './shaders.js';
 import { gatherBackward } from './shape.js';
 import { type Tensor, assertDType, empty, keep, share, zeros } from './tensor.js';
 
 export type VqSchedule = 'reg' | 'smem';
 
-const kernelCache = new Map<string, Kernel>();
-/** The kernel `name` of shaders/<file>.wgsl specialised by `values` (cached by all of them). */
-export function vqKernel(file: string, name: string, values: Record<string, number | string> = {}): Kernel {
-  const spec = Object.entries(values)
-    .map(([k, v]) => `${k}${v}`)
-    .join('.');
-  const key = `${file}.${name}${spec ? '.' + spec : ''}`;
-  let k = kernelCache.get(key);
-  if (!k) {
-    k = { name: `${file}.${name}`, key, code: () => wgslKernel(file, name, values) };
-    kernelCache.set(key, k);
-  }
-  return k;
-}
+// Parameter blocks of the kernels launched here (vq_ema.ts launches the EMA and k-means ones).
+const NORMS_PARAMS = paramBlock({ k: 'u32' });
+/** writeDist: also write the squared distance. */
+const NEAREST_REG_PARAMS = paramBlock({ n: 'u32', k: 'u32', writeDist: 'u32', _pad: 'u32' });
+const NEAREST_SMEM_PARAMS = paramBlock({ n: 'u32', k: 'u32', writeDist: 'u32' });
+/** dv: vectors per row. */
+const GATHER_LOSS_PARAMS = paramBlock({ n: 'u32', dv: 'u32', k: 'u32' });
+/** invCount: 1 / (N D); codebookTerm: 1 to include the codebook term in the total. */
+const LOSS_FINAL_PARAMS = paramBlock({ parts: 'u32', invCount: 'f32', beta: 'f32', codebookTerm: 'f32' });
+/** count: vectors; scale: 2 beta / (N D). */
+const COMMIT_GRAD_PARAMS = paramBlock({ count: 'u32', scale: 'f32' });
+const CODE_COUNTS_PARAMS = paramBlock({ n: 'u32', k: 'u32' });
+const STATS_PARAMS = paramBlock({ k: 'u32' });
+const USAGE_MARK_PARAMS = paramBlock({ k: 'u32', step: 'u32' });
+const USAGE_COUNT_PARAMS = paramBlock({ k: 'u32', step: 'u32', window: 'u32' });
 
 /**
  * How row-wise kernels of vq.wgsl read rows of width d: as vec4f when d is a multiple of 4
@@ -38,15 +42,26 @@ export function vecSpec(d: number): { values: { V: string; HSUM: string }; w: nu
     : { values: { V: 'f32', HSUM: 'x' }, w: 1, dv: d };
 }
 
+/** The capabilities nearest-code plans read. */
+export type VqCaps = Pick<Capabilities, 'isCpu' | 'subgroups' | 'subgroupMinSize' | 'subgroupMaxSize' | 'maxUniformBufferBindingSize' | 'description'>;
+
+/** The flags nearest-code plans read. */
+export type VqFlags = Pick<Flags, 'vqSchedule' | 'vqSubgroups'>;
+
 /**
- * The schedule of the nearest-codebook kernel: `opts.schedule`, else flag vqSchedule, else
- * 'reg' on a CPU Vulkan device (no workgroup memory, no barriers) and 'smem' on a GPU.
+ * The schedule of the nearest-codebook kernel: `requested`, else flag vqSchedule, else 'reg'
+ * on a CPU Vulkan device (no workgroup memory, no barriers) and 'smem' on a GPU.
  */
-export function vqSchedule(requested?: VqSchedule): VqSchedule {
-  const s = requested ?? flags().vqSchedule;
-  if (s === 'auto') return rt().caps.isCpu ? 'reg' : 'smem';
+export function planVqSchedule(caps: VqCaps, f: VqFlags, requested?: VqSchedule): VqSchedule {
+  const s = requested ?? f.vqSchedule;
+  if (s === 'auto') return caps.isCpu ? 'reg' : 'smem';
   if (s !== 'reg' && s !== 'smem') throw new Error(`nearest-code schedule must be 'reg' or 'smem', got '${s}'`);
   return s;
+}
+
+/** The schedule of the nearest-codebook kernel on this device now (see planVqSchedule). */
+export function vqSchedule(requested?: VqSchedule): VqSchedule {
+  return planVqSchedule(rt().caps, flags(), requested);
 }
 
 function checkCodebook(op: string, z: Tensor, codebook: Tensor): { n: number; k: number; d: number } {
@@ -67,7 +82,7 @@ export function codebookNorms(codebook: Tensor): Tensor {
   if (codebook.rank !== 2) throw new Error(`codebookNorms: codebook must be [K, D], got [${codebook.shape.join(', ')}]`);
   const [k, d] = codebook.shape;
   const out = empty([k]);
-  rt().dispatch(vqKernel('vq_nearest', 'norms', { D: d }), [codebook.buffer, out.buffer], new Uint32Array([k]), grid1d(Math.ceil(k / 64)));
+  rt().dispatch(shaderKernel('vq_nearest', 'norms', { D: d }, NORMS_PARAMS), [codebook.buffer, out.buffer], NORMS_PARAMS.pack({ k }), grid1d(Math.ceil(k / 64)));
   return out;
 }
 
@@ -90,20 +105,16 @@ export interface RegPlan {
 
 // With subgroups of 8, rows up to UNROLL_D wide take the unrolled tile: RM = 12 rows x RN = 8
 // codes (one per lane of the subgroup, shared by broadcast) over the whole row width per step, so
-// the d loop runs once and every index into the lane's copy of its rows is a constant. llvmpipe turns a private array
-// indexed by a loop variable into per-lane gathers, which made the looped tile (16 x 32, two vec4
-// steps per iteration) spend much of its time there. A codebook that fits one uniform binding is
-// read from it: a per-lane uniform load is one branch-free gather, a storage load a
-// bounds-checked scalar load per lane. Interleaved A/B at N=65536, D=64, K=128 on lavapipe
-// (median ms): looped 16 x 32 22.8; unrolled 12 x 8 19.9 from storage, 18.7 from a uniform
-// array; 10, 11 or 13 rows 18.6-18.7, 8 rows 19.9, 4 rows 29, 14 rows 22, 16 rows 26 (the body
-// outgrows the registers and the instruction cache); 16 codes per step or split accumulator
-// chains slower. K=256: 40.5 looped, 32.8 unrolled (uniform); K=512: 82.8 looped, 66.5
-// unrolled (storage). Wider rows keep the looped tile (RM 16, or 8 past D = 128). RM shrinks
-// for small N so the work still spreads over several workgroups.
+// the d loop runs once and every index into the lane's copy of its rows is a constant: llvmpipe
+// turns a private array indexed by a loop variable into per-lane gathers. A codebook that fits
+// one uniform binding is read from it (a per-lane uniform load is one branch-free gather, a
+// storage load a bounds-checked scalar load per lane). 12 rows beat 8 to 16 and the looped tile
+// (bench: vq nearest fused); wider rows keep the looped tile (RM 16, or 8 past D = 128). RM
+// shrinks for small N so the work still spreads over several workgroups.
 const UNROLL_D = 64;
 
-function regPlan(n: number, codebook: GPUBuffer, k: number, d: number, sg: boolean): RegPlan {
+/** The reg schedule's tile for n rows of z, K codes of width d; `bytes`: the codebook's buffer size. */
+export function planNearestReg(n: number, k: number, d: number, sg: boolean, caps: VqCaps, bytes = bucketSize(4 * k * d)): RegPlan {
   const v = d % 4 === 0 ? 4 : 1;
   // Without subgroups every lane would load all 8 codes per step itself; that fallback keeps the
   // looped tile (the unrolled one then takes LLVM half a minute to compile).
@@ -111,33 +122,61 @@ function regPlan(n: number, codebook: GPUBuffer, k: number, d: number, sg: boole
   let rm = unrolled ? 12 : d <= 128 ? 16 : 8;
   while (rm > 3 && Math.ceil(n / rm) < 64) rm = Math.ceil(rm / 2);
   // Looped: two d steps per iteration of the d loop when they divide it, so each accumulator is
-  // assigned (load, blend, store on llvmpipe) once per 8 multiply-adds instead of 4 (5-9% faster
-  // at D=64 when that was the only tile; 4 steps were no better).
+  // assigned (load, blend, store on llvmpipe) once per 8 multiply-adds instead of 4.
   const un = unrolled ? d / v : (d / v) % 2 === 0 ? 2 : 1;
   const rn = unrolled ? 8 : sg ? 32 : 16;
   // (Codes past K in the declared array are never read.)
-  const uniformCodes = unrolled && v === 4 ? uniformArrayVec4s(k * d, codebook.size) : 0;
+  const uniformCodes = unrolled && v === 4 ? uniformVec4s(caps, k * d, bytes) : 0;
   return { rm, rn, v, un, uniformCodes };
-}
-
-/** The reg schedule's tile for n rows of z and this codebook (for tests and benchmarks). */
-export function nearestRegPlan(n: number, codebook: Tensor, subgroups?: boolean): RegPlan {
-  const [k, d] = codebook.shape;
-  return regPlan(n, codebook.buffer, k, d, regUsesSubgroups(subgroups));
 }
 
 /**
  * Whether nearest_reg shares codebook loads through subgroups: needs subgroups of exactly 8
- * lanes (its workgroup is one subgroup of 8). Flag vqSubgroups (VQ_VQ_SUBGROUPS=0) turns it off.
+ * lanes (its workgroup is one subgroup of 8). `requested` forces it (and throws where the device
+ * cannot); else flag vqSubgroups (VQ_VQ_SUBGROUPS=0 turns it off).
  */
-function regUsesSubgroups(requested?: boolean): boolean {
-  const caps = rt().caps;
+export function planRegSubgroups(caps: VqCaps, f: VqFlags, requested?: boolean): boolean {
   const can = caps.subgroups && caps.subgroupMinSize === 8 && caps.subgroupMaxSize === 8;
   if (requested !== undefined) {
     if (requested && !can) throw new Error(`nearestCode: subgroups of 8 lanes are not available on ${caps.description}`);
     return requested;
   }
-  return can && flags().vqSubgroups;
+  return can && f.vqSubgroups;
+}
+
+/** The nearest-code kernel for N rows of width D against K codes, and its grid. */
+export type NearestPlan = { kind: 'smem'; D: number; grid: Grid } | (RegPlan & { kind: 'reg'; D: number; sg: boolean; grid: Grid });
+
+/**
+ * The plan of nearestCode for z [n, d] and a codebook [k, d], pure: (shapes, device
+ * capabilities, flags) -> plan. `opts` force a schedule or subgroup sharing; `codebookBytes` is
+ * the codebook buffer's size (default: the pool's bucket for it).
+ */
+export function planNearest(
+  s: { n: number; k: number; d: number },
+  caps: VqCaps,
+  f: VqFlags,
+  opts: { schedule?: VqSchedule; subgroups?: boolean } = {},
+  codebookBytes?: number,
+): NearestPlan {
+  const schedule = planVqSchedule(caps, f, opts.schedule);
+  if (schedule === 'smem') return { kind: 'smem', D: s.d, grid: grid1d(Math.ceil(s.n / 64)) };
+  const sg = planRegSubgroups(caps, f, opts.subgroups);
+  const tile = planNearestReg(s.n, s.k, s.d, sg, caps, codebookBytes);
+  return { kind: 'reg', D: s.d, sg, ...tile, grid: grid1d(Math.ceil(s.n / tile.rm / 8)) };
+}
+
+/** One line naming a nearest-code plan's kernel, e.g. `reg 12x8 sg v4 un16 u2048`. */
+export function describeNearestPlan(p: NearestPlan): string {
+  if (p.kind === 'smem') return 'smem 64x64';
+  return `reg ${p.rm}x${p.rn}${p.sg ? ' sg' : ''} v${p.v} un${p.un}${p.uniformCodes ? ` u${p.uniformCodes}` : ''}`;
+}
+
+/** The reg schedule's tile for n rows of z and this codebook on this device now (for tests and benchmarks). */
+export function nearestRegPlan(n: number, codebook: Tensor, subgroups?: boolean): RegPlan {
+  const [k, d] = codebook.shape;
+  const caps = rt().caps;
+  return planNearestReg(n, k, d, planRegSubgroups(caps, flags(), subgroups), caps, codebook.buffer.size);
 }
 
 /**
@@ -196,19 +235,17 @@ function regBody(rm: number, rn: number, sg: boolean, v: number, un: number): Re
 
 function regKernel(d: number, plan: RegPlan, sg: boolean): Kernel {
   const { rm, rn, v, un, uniformCodes } = plan;
-  const key = `vq_nearest.nearest_reg.D${d}.V${v}.RM${rm}.RN${rn}.U${un}${sg ? '.sg' : ''}${uniformCodes ? `.u${uniformCodes}` : ''}`;
-  let kernel = kernelCache.get(key);
-  if (!kernel) {
+  return kernel('vq_nearest.nearest_reg', { D: d, v, rm, rn, un, sg, uniformCodes }, () => {
     const codes = uniformCodes
       ? `var<uniform> e: array<vec4f, ${uniformCodes}>;`
       : `var<storage, read> e: array<${v === 4 ? 'vec4f' : 'f32'}>;`;
-    const code = () =>
+    return (
       (sg ? 'enable subgroups;\n' : '') +
-      wgslKernel('vq_nearest', 'nearest_reg', { D: d, DV: d / v, RM: rm, RN: rn, UN: un, CODES: codes, ...regBody(rm, rn, sg, v, un) });
-    kernel = { name: 'vq_nearest.nearest_reg', key, code };
-    kernelCache.set(key, kernel);
-  }
-  return kernel;
+      wgslKernel('vq_nearest', 'nearest_reg', {
+        PARAMS: NEAREST_REG_PARAMS.wgsl, D: d, DV: d / v, RM: rm, RN: rn, UN: un, CODES: codes, ...regBody(rm, rn, sg, v, un),
+      })
+    );
+  });
 }
 
 export interface NearestOptions {
@@ -234,8 +271,7 @@ export interface NearestResult {
 export function nearestCode(z: Tensor, codebook: Tensor, opts: NearestOptions = {}): NearestResult {
   const { n, k, d } = checkCodebook('nearestCode', z, codebook);
   const r = rt();
-  const schedule = vqSchedule(opts.schedule);
-  const sg = schedule === 'reg' && regUsesSubgroups(opts.subgroups);
+  const plan = planNearest({ n, k, d }, r.caps, flags(), opts, codebook.buffer.size);
   const indices = empty([n], 'u32');
   const distances = opts.distances ? empty([n]) : null;
   if (n === 0) return distances ? { indices, distances } : { indices };
@@ -243,13 +279,13 @@ export function nearestCode(z: Tensor, codebook: Tensor, opts: NearestOptions = 
   // Without distances the kernel still binds a (dummy) buffer there; the flag leaves it unwritten.
   const dummy = distances ? null : empty([1]);
   const bufs: (GPUBuffer | GPUBufferBinding)[] = [z.buffer, codebook.buffer, norms.buffer, indices.buffer, (distances ?? dummy!).buffer];
-  const params = new Uint32Array([n, k, distances ? 1 : 0, 0]);
-  if (schedule === 'reg') {
-    const plan = regPlan(n, codebook.buffer, k, d, sg);
+  const writeDist = !!distances;
+  if (plan.kind === 'reg') {
     if (plan.uniformCodes) bufs[1] = { buffer: codebook.buffer, size: plan.uniformCodes * 16 };
-    r.dispatch(regKernel(d, plan, sg), bufs, params, grid1d(Math.ceil(n / plan.rm / 8)));
+    r.dispatch(regKernel(d, plan, plan.sg), bufs, NEAREST_REG_PARAMS.pack({ n, k, writeDist }), plan.grid);
   } else {
-    r.dispatch(vqKernel('vq_nearest', 'nearest_smem', { D: d }), bufs, params.subarray(0, 3), grid1d(Math.ceil(n / 64)));
+    const smem = shaderKernel('vq_nearest', 'nearest_smem', { D: d }, NEAREST_SMEM_PARAMS);
+    r.dispatch(smem, bufs, NEAREST_SMEM_PARAMS.pack({ n, k, writeDist }), plan.grid);
   }
   norms.dispose();
   dummy?.dispose();
@@ -283,14 +319,6 @@ export function segmentSum(x: Tensor, indices: Tensor, k: number): Tensor {
 
 // ---------------------------------------------------------------------------------------------
 // Quantise as an autograd op.
-
-/** A uniform block of u32 values followed by f32 values (the field order of vq.wgsl's Params). */
-export function vqUniforms(u: number[], f: number[] = []): Uint32Array {
-  const a = new Uint32Array(u.length + f.length);
-  a.set(u);
-  new Float32Array(a.buffer).set(f, u.length);
-  return a;
-}
 
 export interface QuantizeOptions {
   /** Commitment weight (SPEC section 2; default 1.25, the seed's best). */
@@ -357,18 +385,18 @@ export function vectorQuantize(z: Tensor, codebook: Tensor, opts: QuantizeOption
   const parts = Math.ceil((n * v.dv) / GATHER_CHUNK);
   const partial = empty([parts]);
   r.dispatch(
-    vqKernel('vq', 'gather_loss', v.values),
+    shaderKernel('vq', 'gather_loss', v.values, GATHER_LOSS_PARAMS),
     [z.buffer, codebook.buffer, indices.buffer, zq.buffer, partial.buffer],
-    new Uint32Array([n, v.dv, k]),
+    GATHER_LOSS_PARAMS.pack({ n, dv: v.dv, k }),
     grid1d(parts),
   );
   const codebookLoss = empty([]);
   const commitmentLoss = empty([]);
   const loss = empty([]);
   r.dispatch(
-    vqKernel('vq', 'loss_final'),
+    shaderKernel('vq', 'loss_final', {}, LOSS_FINAL_PARAMS),
     [partial.buffer, codebookLoss.buffer, commitmentLoss.buffer, loss.buffer],
-    vqUniforms([parts], [1 / (n * d), beta, codebookTerm ? 1 : 0]),
+    LOSS_FINAL_PARAMS.pack({ parts, invCount: 1 / (n * d), beta, codebookTerm: codebookTerm ? 1 : 0 }),
     [1],
   );
   partial.dispose();
@@ -395,9 +423,9 @@ function commitGrad(g: Tensor, z: Tensor, zq: Tensor, beta: number): Tensor {
   const v = vecSpec(z.shape[1]);
   const count = z.size / v.w;
   rt().dispatch(
-    vqKernel('vq', 'commit_grad', v.values),
+    shaderKernel('vq', 'commit_grad', v.values, COMMIT_GRAD_PARAMS),
     [z.buffer, zq.buffer, g.buffer, dz.buffer],
-    vqUniforms([count], [(2 * beta) / z.size]),
+    COMMIT_GRAD_PARAMS.pack({ count, scale: (2 * beta) / z.size }),
     grid1d(Math.ceil(count / 256)),
   );
   return dz;
@@ -423,7 +451,7 @@ function codebookGrad(g: Tensor, z: Tensor, zq: Tensor, indices: Tensor, k: numb
 export function codeCounts(indices: Tensor, k: number): Tensor {
   const n = checkIndices('codeCounts', indices, k);
   const counts = zeros([k], 'u32');
-  if (n > 0) rt().dispatch(vqKernel('vq', 'code_counts'), [indices.buffer, counts.buffer], new Uint32Array([n, k]), grid1d(Math.ceil(n / 256)));
+  if (n > 0) rt().dispatch(shaderKernel('vq', 'code_counts', {}, CODE_COUNTS_PARAMS), [indices.buffer, counts.buffer], CODE_COUNTS_PARAMS.pack({ n, k }), grid1d(Math.ceil(n / 256)));
   return counts;
 }
 
@@ -439,7 +467,7 @@ export function codebookStats(counts: Tensor): CodebookStats {
   assertDType('codebookStats', 'u32', counts);
   const perplexity = empty([]);
   const used = empty([]);
-  rt().dispatch(vqKernel('vq', 'stats'), [counts.buffer, perplexity.buffer, used.buffer], new Uint32Array([counts.size]), [1]);
+  rt().dispatch(shaderKernel('vq', 'stats', {}, STATS_PARAMS), [counts.buffer, perplexity.buffer, used.buffer], STATS_PARAMS.pack({ k: counts.size }), [1]);
   return { perplexity, used };
 }
 
@@ -468,7 +496,8 @@ export class CodeUsage {
     if (counts.size !== this.k) throw new Error(`CodeUsage.update: counts has ${counts.size} codes, expected ${this.k}`);
     if (this.step >= 0xfffffffe) throw new Error('CodeUsage: too many batches; call reset()');
     this.step++;
-    rt().dispatch(vqKernel('vq', 'usage_mark'), [counts.buffer, this.seen.buffer], new Uint32Array([this.k, this.step]), grid1d(Math.ceil(this.k / 64)));
+    const mark = shaderKernel('vq', 'usage_mark', {}, USAGE_MARK_PARAMS);
+    rt().dispatch(mark, [counts.buffer, this.seen.buffer], USAGE_MARK_PARAMS.pack({ k: this.k, step: this.step }), grid1d(Math.ceil(this.k / 64)));
   }
 
   /** []: number of codes used in the last `window` recorded batches (as f32). */
@@ -476,7 +505,8 @@ export class CodeUsage {
     if (!(window >= 1)) throw new Error(`CodeUsage.used: the window must be at least 1 batch, got ${window}`);
     const w = Number.isFinite(window) ? Math.min(window, 0xffffffff) : 0xffffffff;
     const out = empty([]);
-    rt().dispatch(vqKernel('vq', 'usage_count'), [this.seen.buffer, out.buffer], new Uint32Array([this.k, this.step, w]), [1]);
+    const count = shaderKernel('vq', 'usage_count', {}, USAGE_COUNT_PARAMS);
+    rt().dispatch(count, [this.seen.buffer, out.buffer], USAGE_COUNT_PARAMS.pack({ k: this.k, step: this.step, window: w }), [1]);
     return out;
   }
 

@@ -2,10 +2,20 @@
 // debiasing and Laplace smoothing), dead-code restarts from current encoder outputs, and
 // k-means++ (+ optional Lloyd steps) codebook initialisation. Kernels: shaders/vq.wgsl.
 import { Rng } from './random.js';
+import { paramBlock, shaderKernel } from './kernel.js';
 import { grid1d, rt } from './runtime.js';
 import { dispatchFill } from './fill.js';
 import { type Tensor, assertDType, empty, keep, tensor } from './tensor.js';
-import { type VqSchedule, codeCounts, nearestCode, segmentSum, vecSpec, vqUniforms, vqKernel } from './vq.js';
+import { type VqSchedule, codeCounts, nearestCode, segmentSum, vecSpec } from './vq.js';
+
+/** restart: restart dead codes; bias: 1 - decay^t when debiasing, else 1. */
+const EMA_COUNTS_PARAMS = paramBlock({ k: 'u32', restart: 'u32', decay: 'f32', bias: 'f32', eps: 'f32', threshold: 'f32' });
+/** dv: vectors per row. */
+const EMA_UPDATE_PARAMS = paramBlock({ k: 'u32', dv: 'u32', decay: 'f32', bias: 'f32' });
+/** code: the centre being placed; first: 1 for the first (no distances yet); u: the uniform draw. */
+const KPP_PICK_PARAMS = paramBlock({ n: 'u32', d: 'u32', code: 'u32', first: 'u32', u: 'f32' });
+const KPP_DIST_PARAMS = paramBlock({ n: 'u32', d: 'u32', code: 'u32', first: 'u32' });
+const KMEANS_UPDATE_PARAMS = paramBlock({ k: 'u32', d: 'u32' });
 
 /**
  * `k` row indices in [0, n) without repeats while k <= n (a partial Fisher-Yates shuffle;
@@ -126,9 +136,9 @@ export class EmaCodebook {
     const dead = empty([k], 'u32');
     const ndead = empty([], 'u32');
     r.dispatch(
-      vqKernel('vq', 'ema_counts'),
+      shaderKernel('vq', 'ema_counts', {}, EMA_COUNTS_PARAMS),
       [counts.buffer, this.emaCount.buffer, smooth.buffer, dead.buffer, ndead.buffer],
-      vqUniforms([k, restart ? 1 : 0], [this.decay, bias, this.eps, this.restartThreshold]),
+      EMA_COUNTS_PARAMS.pack({ k, restart, decay: this.decay, bias, eps: this.eps, threshold: this.restartThreshold }),
       [1],
     );
     // Drawn every step, used only by dead codes: the generator advances the same way whatever
@@ -136,9 +146,9 @@ export class EmaCodebook {
     const rows = tensor(restart ? sampleRows(this.rng, n, k) : new Uint32Array(k), [k], 'u32');
     const v = vecSpec(d);
     r.dispatch(
-      vqKernel('vq', 'ema_update', v.values),
+      shaderKernel('vq', 'ema_update', v.values, EMA_UPDATE_PARAMS),
       [z.buffer, sums.buffer, smooth.buffer, dead.buffer, rows.buffer, this.emaSum.buffer, this.codebook.buffer],
-      vqUniforms([k, v.dv], [this.decay, bias]),
+      EMA_UPDATE_PARAMS.pack({ k, dv: v.dv, decay: this.decay, bias }),
       grid1d(Math.ceil((k * v.dv) / 64)),
     );
     for (const x of [rows, smooth, dead, counts, sums]) x.dispose();
@@ -181,10 +191,12 @@ export function kmeansInit(z: Tensor, k: number, opts: KmeansInitOptions = {}): 
   const rng = opts.rng ?? new Rng(0);
   const r = rt();
   const dmin = empty([n]);
+  const pick = shaderKernel('vq', 'kpp_pick', {}, KPP_PICK_PARAMS);
+  const dist = shaderKernel('vq', 'kpp_dist', {}, KPP_DIST_PARAMS);
   for (let c = 0; c < k; c++) {
-    const first = c === 0 ? 1 : 0;
-    r.dispatch(vqKernel('vq', 'kpp_pick'), [z.buffer, dmin.buffer, out.buffer], vqUniforms([n, d, c, first], [rng.next()]), [1]);
-    if (c + 1 < k) r.dispatch(vqKernel('vq', 'kpp_dist'), [z.buffer, out.buffer, dmin.buffer], new Uint32Array([n, d, c, first]), grid1d(Math.ceil(n / 64)));
+    const first = c === 0;
+    r.dispatch(pick, [z.buffer, dmin.buffer, out.buffer], KPP_PICK_PARAMS.pack({ n, d, code: c, first, u: rng.next() }), [1]);
+    if (c + 1 < k) r.dispatch(dist, [z.buffer, out.buffer, dmin.buffer], KPP_DIST_PARAMS.pack({ n, d, code: c, first }), grid1d(Math.ceil(n / 64)));
   }
   dmin.dispose();
   for (let it = 0; it < (opts.iters ?? 0); it++) {
@@ -192,7 +204,7 @@ export function kmeansInit(z: Tensor, k: number, opts: KmeansInitOptions = {}): 
     const counts = codeCounts(indices, k);
     const sums = segmentSum(z, indices, k);
     indices.dispose();
-    r.dispatch(vqKernel('vq', 'kmeans_update'), [sums.buffer, counts.buffer, out.buffer], new Uint32Array([k, d]), grid1d(Math.ceil((k * d) / 64)));
+    r.dispatch(shaderKernel('vq', 'kmeans_update', {}, KMEANS_UPDATE_PARAMS), [sums.buffer, counts.buffer, out.buffer], KMEANS_UPDATE_PARAMS.pack({ k, d }), grid1d(Math.ceil((k * d) / 64)));
     counts.dispose();
     sums.dispose();
   }

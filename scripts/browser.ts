@@ -244,7 +244,8 @@ export function assertBrowserClean(js: string): void {
   const code = js.replace(/\/\/# sourceMappingURL=data:[^\n]*/g, '');
   const found: string[] = [];
   const at = (index: number, what: string) => found.push(`${what} (in ${sourceFileAt(code, index)})`);
-  const importRe = /(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\s*\(\s*)(["'])([^"'\n]+)\1/g;
+  // esbuild writes a CommonJS require it cannot resolve as __require("name").
+  const importRe = /(?:\bfrom\s*|\bimport\s*\(?\s*|(?:\b|__)require\s*\(\s*)(["'])([^"'\n]+)\1/g;
   for (const m of code.matchAll(importRe)) {
     const spec = m[2];
     if (spec.startsWith('node:') || BUILTINS.has(spec)) at(m.index!, `Node built-in import "${spec}"`);

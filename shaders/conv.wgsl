@@ -42,7 +42,7 @@
 
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(subgroup_invocation_id) lane: u32) {
+        @builtin({{LANE}}) lane: u32) {
   // This lane's PJ positions: group -> (b, qy, qx0); a lane past the end repeats the last one.
   // Position tiles run over x and z (more than 65535 of them need z).
   let tile = wg.x + wg.z * nwg.x;
@@ -84,7 +84,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
 {{BINDINGS}}
 
 @compute @workgroup_size(8)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin({{LANE}}) lane: u32) {
   let m0 = wg.y * {{R}}u;
   // Rows of A this lane loads for the subgroup (clamped: rows past ROWS are never stored).
 {{AROWS}}
@@ -122,7 +122,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) lane:
 {{BINDINGS}}
 
 @compute @workgroup_size(8)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin({{LANE}}) lane: u32) {
   let m0 = wg.y * {{R}}u;
   // Rows of A this lane loads for the subgroup (clamped: rows past ROWS are never stored).
 {{AROWS}}
@@ -400,18 +400,4 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     workgroupBarrier();
   }
   if (li == 0u) { db[c] = part[0]; }
-}
-
-// @kernel relu_grad
-// g * (y > 0): the gradient through a ReLU fused into a conv's epilogue, from its output y.
-{{PARAMS}}
-@group(0) @binding(0) var<storage, read> g: array<f32>;
-@group(0) @binding(1) var<storage, read> y: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i < p.n) { out[i] = select(0.0, g[i], y[i] > 0.0); }
 }

@@ -2,7 +2,7 @@
 // stride S: S = 1 for [N, K] rows, S = H*W for NCHW score maps). One invocation per row
 // (b, s) keeps an online max / sum of exponentials (rescaled when the max grows), so a row is
 // read once forward and stays stable for large logits and any K.
-struct Params { rows: u32, k: u32, s: u32, scale: f32 }
+{{PARAMS}}
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> targets: array<u32>;

@@ -53,7 +53,7 @@ fn bcastOffsets(i: u32, rank: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, 
 
 // @kernel unary
 alias T = {{T}};
-struct Params { n: u32, s: f32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> X: array<T>;
 @group(0) @binding(1) var<storage, read_write> Y: array<T>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -69,7 +69,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 // @kernel unary_grad
 alias T = {{T}};
-struct Params { n: u32, s: f32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> G: array<T>;
 @group(0) @binding(1) var<storage, read> V: array<T>;
 @group(0) @binding(2) var<storage, read_write> Y: array<T>;
@@ -87,7 +87,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 // @kernel binary
 alias T = {{T}};
-struct Params { n: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> A: array<T>;
 @group(0) @binding(1) var<storage, read> B: array<T>;
 @group(0) @binding(2) var<storage, read_write> Y: array<T>;
@@ -105,7 +105,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // @kernel binary_bcast
 alias T = f32;
 const PER = {{PER}}u;
-struct Params { n: u32, _p0: u32, _p1: u32, _p2: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
@@ -133,7 +133,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 // @kernel ternary
 alias T = {{T}};
-struct Params { n: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> G: array<T>;
 @group(0) @binding(1) var<storage, read> A: array<T>;
 @group(0) @binding(2) var<storage, read> B: array<T>;
@@ -153,7 +153,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // @kernel ternary_bcast
 alias T = f32;
 const PER = {{PER}}u;
-struct Params { n: u32, _p0: u32, _p1: u32, _p2: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> G: array<f32>;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;

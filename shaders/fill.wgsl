@@ -1,5 +1,5 @@
 // Fills a buffer with one 32-bit pattern (the bits of an f32, i32 or u32 value).
-struct Params { n: u32, bits: u32 }
+{{PARAMS}}
 
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;
 @group(0) @binding(1) var<uniform> p: Params;

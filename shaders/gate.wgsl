@@ -1,6 +1,6 @@
 // Gated activation of PixelCNN: x [B, 2C, S] -> y [B, C, S] = tanh(a) * sigmoid(b) with a the
 // first C channels and b the last C (S = spatial positions). One invocation per output.
-struct Params { n: u32, cs: u32 }
+{{PARAMS}}
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 {{BINDINGS}}

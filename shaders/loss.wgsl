@@ -21,11 +21,11 @@ fn treeSum(t: u32) {
 }
 
 // @kernel mse_partial
-struct Partial { n: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> pred: array<f32>;
 @group(0) @binding(1) var<storage, read> tgt: array<f32>;
 @group(0) @binding(2) var<storage, read_write> partial: array<f32>;
-@group(0) @binding(3) var<uniform> p: Partial;
+@group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -46,10 +46,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }
 
 // @kernel mse_final
-struct Final { parts: u32, count: f32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> partial: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> p: Final;
+@group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) t: u32) {
@@ -62,12 +62,12 @@ fn main(@builtin(local_invocation_index) t: u32) {
 
 // @kernel mse_grad1
 // One gradient: d = scale * g * (pred - target), scale = +2/n for pred, -2/n for target.
-struct Grad1 { n: u32, scale: f32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> pred: array<f32>;
 @group(0) @binding(1) var<storage, read> tgt: array<f32>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read_write> d: array<f32>;
-@group(0) @binding(4) var<uniform> p: Grad1;
+@group(0) @binding(4) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -78,13 +78,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 // @kernel mse_grad2
 // Both gradients at once: dPred = 2 g / n (pred - target), dTarget = -dPred.
-struct Grad2 { n: u32, scale: f32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> pred: array<f32>;
 @group(0) @binding(1) var<storage, read> tgt: array<f32>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dPred: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dTarget: array<f32>;
-@group(0) @binding(5) var<uniform> p: Grad2;
+@group(0) @binding(5) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

@@ -14,20 +14,15 @@
 //
 // Sections: `matmul_hooks` (hooks for plain strided matrices), `reg`, `smem` (schedules; the
 // launcher puts hooks + schedule into one module, after `enable subgroups;` when `reg` shares A
-// through subgroups), `colsum` and `relu_mask` (for the backward).
+// through subgroups), `colsum` (the bias gradient).
 
 // @kernel matmul_hooks
 // Row-major batches. Transposes, bias and relu are uniforms (one pipeline serves them all); only
 // how B is loaded and the output stored (vec4 or scalar) is compiled in.
-struct Params {
-  M: u32, N: u32, K: u32, zOut: u32,
-  nRed: u32,
-  aCount: u32, aStride: u32, // A has aCount batches of aStride elements; batch z reads z % aCount
-  bCount: u32, bStride: u32,
-  aRow: u32, aK: u32,        // element strides of opA's rows and k (transA swaps them)
-  bK: u32, bCol: u32,        // element strides of opB's k and columns (scalar B loads)
-  hasBias: u32, relu: u32, _p: u32,
-}
+// Params: A has aCount batches of aStride elements (batch z reads z % aCount), B likewise; aRow,
+// aK: element strides of opA's rows and k (transA swaps them); bK, bCol: element strides of
+// opB's k and columns (scalar B loads).
+{{PARAMS}}
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<{{B_TYPE}}>;
@@ -144,10 +139,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 // @kernel colsum
 // Partial column sums of a [rows, N] matrix: out[c, n] = sum of rows c*CHUNK .. (c+1)*CHUNK-1.
 // Run repeatedly until one row is left (the bias gradient).
-struct ColsumParams { rows: u32, N: u32, chunk: u32, _p: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(2) var<uniform> cp: ColsumParams;
+@group(0) @binding(2) var<uniform> cp: Params;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -158,18 +153,4 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   var s = 0.0;
   for (var r = r0; r < r1; r++) { s += X[r * cp.N + n]; }
   Y[gid.y * cp.N + n] = s;
-}
-
-// @kernel relu_mask
-// g * (y > 0): the gradient through a fused relu, from the op's output y.
-struct MaskParams { n: u32, _p0: u32, _p1: u32, _p2: u32 }
-@group(0) @binding(0) var<storage, read> G: array<f32>;
-@group(0) @binding(1) var<storage, read> Yout: array<f32>;
-@group(0) @binding(2) var<storage, read_write> D: array<f32>;
-@group(0) @binding(3) var<uniform> mp: MaskParams;
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i < mp.n) { D[i] = select(0.0, G[i], Yout[i] > 0.0); }
 }

@@ -9,21 +9,12 @@ fn lin(gid: vec3u, nwg: vec3u, wg: u32) -> u32 {
 // @kernel adam
 // step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t) and the 1 - beta weights come
 // from the CPU (float64, then rounded once, as PyTorch's scalar arguments are).
-struct Adam {
-  n: u32,
-  one_minus_beta1: f32,
-  beta2: f32,
-  one_minus_beta2: f32,
-  eps: f32,
-  weight_decay: f32,
-  step_size: f32,
-  bc2_sqrt: f32,
-}
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read_write> param: array<f32>;
 @group(0) @binding(1) var<storage, read> grad: array<f32>;
 @group(0) @binding(2) var<storage, read_write> m: array<f32>;
 @group(0) @binding(3) var<storage, read_write> v: array<f32>;
-@group(0) @binding(4) var<uniform> p: Adam;
+@group(0) @binding(4) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -41,14 +32,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 // @kernel sgd
 // Plain SGD (no momentum): param -= lr * (g + weight_decay * param).
-struct Sgd {
-  n: u32,
-  lr: f32,
-  weight_decay: f32,
-}
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read_write> param: array<f32>;
 @group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<uniform> p: Sgd;
+@group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -61,19 +48,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // @kernel sgd_momentum
 // buf = g on the first step, else momentum * buf + (1 - dampening) * g;
 // the update direction is buf, or g + momentum * buf with Nesterov.
-struct SgdMomentum {
-  n: u32,
-  lr: f32,
-  weight_decay: f32,
-  momentum: f32,
-  one_minus_dampening: f32,
-  first: u32,
-  nesterov: u32,
-}
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read_write> param: array<f32>;
 @group(0) @binding(1) var<storage, read> grad: array<f32>;
 @group(0) @binding(2) var<storage, read_write> buf: array<f32>;
-@group(0) @binding(3) var<uniform> p: SgdMomentum;
+@group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

@@ -13,7 +13,7 @@
 // Invocation c of a column takes rows c, c + chunks, c + 2 chunks, ...: neighbouring
 // invocations read neighbouring words even when inner == 1 (coalesced on a GPU, vector loads
 // on a CPU), and each adds at most ~64 values.
-struct Params { outer: u32, len: u32, inner: u32, chunks: u32, scale: f32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -44,7 +44,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // Rows are split between invocations as in sum_cols. X holds values; XI the indices found by
 // an earlier pass (unused, and bound to any buffer, when p.first == 1: the index is then the
 // row itself). Equal values keep the lower index, so the lowest index wins ties overall.
-struct Params { outer: u32, len: u32, inner: u32, chunks: u32, first: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> XI: array<u32>;
 @group(0) @binding(2) var<storage, read_write> V: array<f32>;
@@ -82,7 +82,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 // @kernel max_grad
 // x was [outer, len, inner]; g and idx are [outer, inner].
-struct Params { n: u32, len: u32, inner: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> G: array<f32>;
 @group(0) @binding(1) var<storage, read> IDX: array<u32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
@@ -101,7 +101,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // @kernel broadcast
 // Dims and strides of the collapsed output shape sit in two vec4u each (a uniform array's
 // stride must be 16 bytes); RANK is a constant so the loops unroll.
-struct Params { n: u32, scale: f32, _p0: u32, _p1: u32, shape: array<vec4u, 2>, sx: array<vec4u, 2> }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;

@@ -6,16 +6,6 @@
 // the compiler unroll the index arithmetic and read the uniform's dims at constant offsets.
 // 1-D grids may be split over x and y (grid1d); `lin` undoes that split.
 
-// Up to 8 dims, packed as two vec4u because uniform arrays need a 16-byte element stride.
-struct Strided {
-  n: u32,       // elements to visit
-  rank: u32,
-  base: u32,    // word offset added to every strided address
-  _pad: u32,
-  shape: array<vec4u, 2>,   // iteration shape (row-major, last dim fastest)
-  stride: array<vec4u, 2>,  // strides (in words) of the strided side, per iteration dim
-}
-
 // Positions per segment in gather's backward (GATHER_SEGMENT in engine/shape.ts).
 const SEG = 256u;
 
@@ -32,9 +22,13 @@ fn clampIndex(raw: u32, size: u32, signed: u32) -> u32 {
 
 // @kernel copy
 // out (contiguous) <- src at strided addresses: permute, slice.
+// Params: n: elements to visit; base: word offset added to every strided address; shape: iteration
+// shape (row-major, last dim fastest); stride: strides (in words) of the strided side, per
+// iteration dim.
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
-@group(0) @binding(2) var<uniform> p: Strided;
+@group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -58,26 +52,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // Output dim K (source stride 1, size sizeK) and the last output dim L (size sizeL, source
 // stride strideL) form the tile; the other dims are the batch, one workgroup per
 // (batch, tile) over a 1-D (possibly x/y split) grid.
-struct Transpose {
-  tilesK: u32,
-  tilesL: u32,
-  sizeK: u32,
-  sizeL: u32,
-  outStrideK: u32,   // output stride of dim K
-  strideL: u32,      // source stride of dim L
-  batchRank: u32,
-  nWork: u32,        // batches * tilesK * tilesL
-  base: u32,         // source offset added to every read
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
-  bshape: array<vec4u, 2>,
-  bout: array<vec4u, 2>,   // output strides of the batch dims
-  bsrc: array<vec4u, 2>,   // source strides of the batch dims
-}
+// Params: outStrideK: output stride of dim K; strideL: source stride of dim L; nWork: batches *
+// tilesK * tilesL; base: source offset added to every read; bout: output strides of the batch
+// dims; bsrc: source strides of the batch dims.
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
-@group(0) @binding(2) var<uniform> p: Transpose;
+@group(0) @binding(2) var<uniform> p: Params;
 
 var<workgroup> tile: array<array<u32, 33>, 32>;  // 33: no bank conflicts on the column reads
 
@@ -117,9 +98,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 
 // @kernel scatter
 // src (contiguous) -> out at strided addresses: one input's block of a concat.
+// Params: n: elements to visit; base: word offset added to every strided address; shape: iteration
+// shape (row-major, last dim fastest); stride: strides (in words) of the strided side, per
+// iteration dim.
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
-@group(0) @binding(2) var<uniform> p: Strided;
+@group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -138,19 +123,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // @kernel pad
 // Gradient of slice: out has the input's shape; elements inside the slice box take the
 // matching element of g (contiguous, the slice's shape), all others are zero.
-struct Pad {
-  n: u32,
-  rank: u32,
-  _pad0: u32,
-  _pad1: u32,
-  shape: array<vec4u, 2>,    // out shape
-  start: array<vec4u, 2>,    // box start per dim
-  len: array<vec4u, 2>,      // box length per dim
-  gstride: array<vec4u, 2>,  // g's contiguous strides
-}
+// Params: shape: out shape; start: box start per dim; len: box length per dim; gstride: g's
+// contiguous strides.
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> g: array<u32>;
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
-@group(0) @binding(2) var<uniform> p: Pad;
+@group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -172,17 +150,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 // @kernel gather
 // out[o, m, r] = x[o, clamp(idx[m]), r] with x viewed as [outer, axisLen, inner].
-struct Gather {
-  n: u32,        // out elements = outer * m * inner
-  axisLen: u32,
-  inner: u32,
-  m: u32,        // number of indices
-  signed: u32,   // indices are i32
-}
+// Params: n: out elements = outer * m * inner; m: number of indices; signed: indices are i32.
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> x: array<u32>;
 @group(0) @binding(1) var<storage, read> idx: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
-@group(0) @binding(3) var<uniform> p: Gather;
+@group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -209,17 +182,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 // @kernel gather_hist
 // One thread per block walks its positions in order (hist must be zeroed before).
-struct Hist {
-  m: u32,
-  axisLen: u32,
-  block: u32,
-  nBlocks: u32,
-  signed: u32,
-}
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> idx: array<u32>;
 @group(0) @binding(1) var<storage, read_write> hist: array<u32>;
 @group(0) @binding(2) var<storage, read_write> rank: array<u32>;
-@group(0) @binding(3) var<uniform> p: Hist;
+@group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -236,14 +203,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // @kernel gather_colscan
 // One thread per row a: exclusive prefix of hist over blocks (in place); total[a] = the
 // row's count, segs[a] = its number of segments.
-struct ColScan {
-  axisLen: u32,
-  nBlocks: u32,
-}
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read_write> hist: array<u32>;
 @group(0) @binding(1) var<storage, read_write> total: array<u32>;
 @group(0) @binding(2) var<storage, read_write> segs: array<u32>;
-@group(0) @binding(3) var<uniform> p: ColScan;
+@group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -262,12 +226,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 // @kernel gather_rowscan
 // One workgroup: start[a] = sum of count[0..a) for a in [0, len], 256 rows per round.
-struct RowScan {
-  len: u32,
-}
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> count: array<u32>;
 @group(0) @binding(1) var<storage, read_write> start: array<u32>;
-@group(0) @binding(2) var<uniform> p: RowScan;
+@group(0) @binding(2) var<uniform> p: Params;
 
 var<workgroup> buf: array<u32, 256>;
 
@@ -296,18 +258,13 @@ fn main(@builtin(local_invocation_index) t: u32) {
 
 // @kernel gather_place
 // One thread per index position: writes j into its slot of the sorted order.
-struct Place {
-  m: u32,
-  axisLen: u32,
-  block: u32,
-  signed: u32,
-}
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> idx: array<u32>;
 @group(0) @binding(1) var<storage, read> hist: array<u32>;
 @group(0) @binding(2) var<storage, read> rank: array<u32>;
 @group(0) @binding(3) var<storage, read> rowStart: array<u32>;
 @group(0) @binding(4) var<storage, read_write> order: array<u32>;
-@group(0) @binding(5) var<uniform> p: Place;
+@group(0) @binding(5) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -321,19 +278,14 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // @kernel gather_segsum
 // One thread per (o, segment s, r), s < maxSegs (the CPU's upper bound; threads past the real
 // count exit): partial[o, s, r] = sum of g[o, j, r] over the segment's positions, in order.
-struct SegSum {
-  n: u32,        // outer * maxSegs * inner
-  axisLen: u32,
-  inner: u32,
-  m: u32,
-  maxSegs: u32,
-}
+// Params: n: outer * maxSegs * inner.
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> g: array<f32>;
 @group(0) @binding(1) var<storage, read> order: array<u32>;
 @group(0) @binding(2) var<storage, read> rowStart: array<u32>;
 @group(0) @binding(3) var<storage, read> segStart: array<u32>;
 @group(0) @binding(4) var<storage, read_write> partial: array<f32>;
-@group(0) @binding(5) var<uniform> p: SegSum;
+@group(0) @binding(5) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -363,16 +315,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 // @kernel gather_sum
 // One thread per element (o, a, r) of dx: the sum of row a's segment partials, in order.
-struct Sum {
-  n: u32,        // dx elements = outer * axisLen * inner
-  axisLen: u32,
-  inner: u32,
-  maxSegs: u32,
-}
+// Params: n: dx elements = outer * axisLen * inner.
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> partial: array<f32>;
 @group(0) @binding(1) var<storage, read> segStart: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(3) var<uniform> p: Sum;
+@group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

@@ -38,7 +38,7 @@ fn treeSumU(t: u32) {
 // of 256 * PER vectors (reduced by loss_final).
 alias V = {{V}};
 const PER = 16u;
-struct Params { n: u32, dv: u32, k: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> z: array<V>;
 @group(0) @binding(1) var<storage, read> e: array<V>;
 @group(0) @binding(2) var<storage, read> idx: array<u32>;
@@ -72,7 +72,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 // @kernel loss_final
 // m = mean((zq - z)^2); codebook loss m, commitment loss beta * m, and their sum as used for
 // training (without the codebook term when the codebook is trained by EMA).
-struct Params { parts: u32, invCount: f32, beta: f32, codebookTerm: f32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> partial: array<f32>;
 @group(0) @binding(1) var<storage, read_write> cb: array<f32>;
 @group(0) @binding(2) var<storage, read_write> cm: array<f32>;
@@ -96,7 +96,7 @@ fn main(@builtin(local_invocation_index) t: u32) {
 // @kernel commit_grad
 // Gradient of beta * mean((sg zq - z)^2) at z: scale * g * (z - zq), scale = 2 beta / (N D).
 alias V = {{V}};
-struct Params { count: u32, scale: f32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> z: array<V>;
 @group(0) @binding(1) var<storage, read> zq: array<V>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
@@ -113,7 +113,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // @kernel code_counts
 // counts[k] += number of rows with idx == k (counts zeroed by the caller). Integer atomics:
 // the result does not depend on their order.
-struct Params { n: u32, k: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> idx: array<u32>;
 @group(0) @binding(1) var<storage, read_write> counts: array<atomic<u32>>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -128,7 +128,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // @kernel stats
 // From per-code counts: perplexity exp(-sum p ln(p + 1e-10)) with p = count / total, and the
 // number of codes with a non-zero count.
-struct Params { k: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> counts: array<u32>;
 @group(0) @binding(1) var<storage, read_write> ppl: array<f32>;
 @group(0) @binding(2) var<storage, read_write> used: array<f32>;
@@ -163,7 +163,7 @@ fn main(@builtin(local_invocation_index) t: u32) {
 
 // @kernel usage_mark
 // seen[k] = step for every code used in this batch (step counts batches from 1).
-struct Params { k: u32, step: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> counts: array<u32>;
 @group(0) @binding(1) var<storage, read_write> seen: array<u32>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -177,7 +177,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 // @kernel usage_count
 // Number of codes used in the last `window` batches (seen within (step - window, step]).
-struct Params { k: u32, step: u32, window: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> seen: array<u32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -202,7 +202,7 @@ fn main(@builtin(local_invocation_index) t: u32) {
 // One workgroup: emaN <- decay emaN + (1 - decay) n; total = sum N^; Laplace smoothing
 // smoothN = (N^ + eps) / (total + K eps) * total; codes with N^ < threshold are marked dead
 // (when restarts are on) and their count restarts at N^ = 1.
-struct Params { k: u32, restart: u32, decay: f32, bias: f32, eps: f32, threshold: f32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> counts: array<u32>;
 @group(0) @binding(1) var<storage, read_write> emaN: array<f32>;
 @group(0) @binding(2) var<storage, read_write> smoothN: array<f32>;
@@ -242,7 +242,7 @@ fn main(@builtin(local_invocation_index) t: u32) {
 // (1 - decay) s; e = m^ / smoothN. A dead code instead takes the row restartRows[k] of z, with
 // m^ = that row.
 alias V = {{V}};
-struct Params { k: u32, dv: u32, decay: f32, bias: f32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> z: array<V>;
 @group(0) @binding(1) var<storage, read> sums: array<V>;
 @group(0) @binding(2) var<storage, read> smoothN: array<f32>;
@@ -274,7 +274,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // @kernel kpp_dist
 // dmin[i] = squared distance of row i to the newest centre (first call) or the minimum of the
 // previous value and that distance.
-struct Params { n: u32, d: u32, code: u32, first: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> z: array<f32>;
 @group(0) @binding(1) var<storage, read> e: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dmin: array<f32>;
@@ -297,7 +297,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // the first centre), by inverse CDF at u; copies it into codebook row `code`. Thread t sums a
 // contiguous range of rows; thread 0 walks the range sums, then the rows of the chosen range.
 // If every weight is 0 (rows all on centres already) it takes row floor(u n).
-struct Params { n: u32, d: u32, code: u32, first: u32, u: f32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> z: array<f32>;
 @group(0) @binding(1) var<storage, read> dmin: array<f32>;
 @group(0) @binding(2) var<storage, read_write> e: array<f32>;
@@ -351,7 +351,7 @@ fn main(@builtin(local_invocation_index) t: u32) {
 // @kernel kmeans_update
 // A Lloyd step: every code with assigned rows moves to their mean (from the per-code sums);
 // codes with none keep their place.
-struct Params { k: u32, d: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> sums: array<f32>;
 @group(0) @binding(1) var<storage, read> counts: array<u32>;
 @group(0) @binding(2) var<storage, read_write> e: array<f32>;

@@ -18,7 +18,7 @@ const BIG = 0x1.fffffep+127f;
 // @kernel norms
 // ||e_k||^2 for every codebook row, computed once per call of the nearest kernels.
 const D = {{D}}u;
-struct Params { k: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> e: array<f32>;
 @group(0) @binding(1) var<storage, read_write> norms: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -65,7 +65,7 @@ const RM = {{RM}}u;  // z rows per invocation
 const RN = {{RN}}u;  // codes per step of the codebook loop
 const UN = {{UN}}u;  // loads per row and code per iteration of the d loop (1, 2 or DV)
 const WG = 8u;       // one lavapipe SIMD group: small workgroups spread over the CPU threads
-struct Params { n: u32, k: u32, writeDist: u32, _pad: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> z: array<{{VT}}>;
 @group(0) @binding(1) {{CODES}}
 @group(0) @binding(2) var<storage, read> norms: array<f32>;
@@ -112,7 +112,7 @@ const TM = 64u;   // rows per workgroup
 const TK = 64u;   // codes per codebook tile
 const BD = 16u;   // dims per staged slice
 const NSLICE = (D + BD - 1u) / BD;
-struct Params { n: u32, k: u32, writeDist: u32 }
+{{PARAMS}}
 @group(0) @binding(0) var<storage, read> z: array<f32>;
 @group(0) @binding(1) var<storage, read> e: array<f32>;
 @group(0) @binding(2) var<storage, read> norms: array<f32>;

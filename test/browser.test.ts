@@ -74,6 +74,7 @@ await t.test('tooling: serveStatic serves what it was given and nothing else; as
   t.throws(() => assertBrowserClean('// engine/a.ts\nimport { readFileSync } from "node:fs";'), /Node built-in import "node:fs" \(in engine\/a\.ts\)/, 'a node: import, with the module it is in');
   t.throws(() => assertBrowserClean('// engine/b.ts\nimport os from "os";'), /Node built-in import "os" \(in engine\/b\.ts\)/, 'a bare built-in import');
   t.throws(() => assertBrowserClean('const { create } = require("webgpu");'), /import of the webgpu package/, 'require("webgpu")');
+  t.throws(() => assertBrowserClean('// node_modules/pngjs/lib/png.js\nvar util = __require("util");'), /Node built-in import "util" \(in node_modules\/pngjs\/lib\/png\.js\)/, "esbuild's __require of a built-in");
   t.throws(() => assertBrowserClean('// node_modules/webgpu/index.js\nvar x;'), /webgpu package .*node_modules\/webgpu\/index\.js is bundled/, 'the webgpu package bundled in');
   t.throws(() => assertBrowserClean('// engine/c.ts\nconst v = process.env.VQ_X;'), /process\.env \(in engine\/c\.ts\)/, 'process.env');
 });

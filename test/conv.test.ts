@@ -17,8 +17,9 @@ import { convTOut, convOut, refConv2d, refConv2dGrads, refConvT2d, refConvT2dGra
 type TestLike = { ok: (v: unknown, msg: string) => unknown; same: (a: unknown, b: unknown, msg: string) => unknown };
 
 const runtime = await gpu(t);
-const regAvailable = runtime.caps.subgroups && runtime.caps.subgroupMinSize >= 8;
-const SCHEDULES: C.ConvSchedule[] = regAvailable ? ['reg', 'smem'] : ['smem'];
+// reg runs everywhere: with subgroups of 8 its lanes share weight loads by broadcast, elsewhere each lane loads them.
+const broadcast = runtime.caps.subgroups && runtime.caps.subgroupMinSize >= 8;
+const SCHEDULES: C.ConvSchedule[] = ['reg', 'smem'];
 
 function withSchedule<T>(s: C.ConvSchedule, fn: () => Promise<T>): Promise<T> {
   return withFlags({ convSchedule: s }, fn);
@@ -213,8 +214,8 @@ t.test('gradcheck: every seed layer (spatially reduced) and awkward shapes', asy
   }
 });
 
-const noReg = SCHEDULES.length < 2 ? 'this device has no reg schedule (needs subgroups of 8)' : false;
-t.test('both schedules agree; weight gradients are deterministic', { skip: noReg }, async (t) => {
+const noBroadcast = broadcast ? false : 'this device has no subgroups of 8 (reg weight gradients broadcast rows of A)';
+t.test('both schedules agree; weight gradients are deterministic', { skip: noBroadcast }, async (t) => {
   const c = SEED[1];
   const d = makeData(small(c), 700);
   const sc = small(c);
@@ -242,7 +243,7 @@ async function regFwdDgradWith(setting: Partial<Flags>, c: Case, d: ReturnType<t
   });
 }
 
-t.test('packed weights up to 64 KiB bind as a uniform array (reg), with the same results as storage', { skip: noReg }, async (t) => {
+t.test('packed weights up to 64 KiB bind as a uniform array (reg), with the same results as storage', async (t) => {
   t.equal(C.uniformWeightVec4s(4096, 16384), 1024, '16 KiB of weights in a 16 KiB buffer');
   t.equal(C.uniformWeightVec4s(10, 256), 16, 'at least 16 vec4s');
   t.equal(C.uniformWeightVec4s(4096, 8192), 0, 'buffer smaller than the declared array: storage');
@@ -255,7 +256,7 @@ t.test('packed weights up to 64 KiB bind as a uniform array (reg), with the same
   }
 });
 
-const noTextures = noReg || (runtime.caps.readonlyStorageTextures ? false : 'this device has no read-only storage textures');
+const noTextures = noBroadcast || (runtime.caps.readonlyStorageTextures ? false : 'this device has no read-only storage textures');
 t.test('reg weight gradients read through textures equal those read from storage buffers, bitwise', { skip: noTextures }, async (t) => {
   // Count the operands copied into textures (the real calls, counted).
   const vec4Texture = runtime.vec4Texture.bind(runtime);
@@ -296,7 +297,28 @@ t.test('reg weight gradients read through textures equal those read from storage
   }
 });
 
-t.test('1x1 weights read as stored (no repack) give the results of repacked ones, bitwise', { skip: noReg }, async (t) => {
+t.test('reg kernels without subgroup broadcast (each lane loads its weights or rows of A) give the broadcast results, bitwise', { skip: broadcast ? false : 'this device has no subgroups of 8 to compare with' }, async (t) => {
+  // The kernels SwiftShader and devices without subgroups run, checked here against the kernels
+  // the float64 tests above check: every seed layer (reduced) and awkward shape, forward and input gradient.
+  const run = (c: Case, d: Data, convBroadcast: boolean) =>
+    withFlags({ convSchedule: 'reg', convBroadcast }, async () => {
+      const x = tensor(d.x, [c.B, c.CI, c.IH, c.IW]).requireGrad();
+      const w = tensor(d.w, wShape(c)).requireGrad();
+      const b = d.b ? tensor(d.b, [c.CO]) : null;
+      const y = apply(c, x, w, b);
+      const dy = tensor(d.dy, d.yShape);
+      backward(y, { grad: dy });
+      const parts = [await y.read(), await x.grad!.read(), await w.grad!.read()] as Float32Array[];
+      for (const v of [x, w, b, y, dy, x.grad, w.grad]) v?.dispose();
+      return Float32Array.from(parts.flatMap((p) => [...p]));
+    });
+  for (const [i, c] of [...SEED.map(small), ...AWKWARD].entries()) {
+    const d = makeData(c, 1000 + i);
+    assertBitwise(t, await run(c, d, false), await run(c, d, true), `${c.name}: forward, input and weight gradients`);
+  }
+});
+
+t.test('1x1 weights read as stored (no repack) give the results of repacked ones, bitwise', async (t) => {
   // Forward with [ROWS, KIN] as packed; input gradient with [KIN, ROWS] read as row quads (with
   // rows past ROWS in the last tile, and a channel tail).
   const byName = (n: string) => AWKWARD.find((c) => c.name.startsWith(n))!;

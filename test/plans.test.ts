@@ -9,7 +9,7 @@ import * as C from '../engine/conv.js';
 import { FLAG_SPECS, type Flags } from '../engine/flags.js';
 import { describeMatmulPlan, planMatmul } from '../engine/matmul.js';
 import { describeNearestPlan, planNearest } from '../engine/vq.js';
-import { H100_CAPS, LAVAPIPE_CAPS } from './plans/caps.js';
+import { H100_CAPS, LAVAPIPE_CAPS, SWIFTSHADER_CAPS } from './plans/caps.js';
 
 const DEFAULTS = Object.fromEntries(Object.entries(FLAG_SPECS).map(([k, v]) => [k, v.default])) as Flags;
 
@@ -171,8 +171,22 @@ t.test('flags steer the plans', async (t) => {
   t.equal(plain['conv.res1x1.fwd.b32'], 'reg R32 PJ4 chan D1 vx0 vy w:pack');
   t.match(plain['conv.enc3.wgrad.b32'], /^wreg R16 CPL2 T3 S\d+$/);
   const noSubgroups = { ...H100_CAPS, subgroups: false };
-  t.match(seedPlans(noSubgroups)['convT.decT2.fwd.b32'], /^4x smem D-1$/, 'without subgroups few-row passes stay smem');
-  t.throws(() => C.planConvSchedule(noSubgroups, { ...DEFAULTS, convSchedule: 'reg' }), /needs the 'subgroups' feature/);
+  t.match(seedPlans(noSubgroups)['convT.decT2.fwd.b32'], /^4x smem D-1$/, 'without subgroups few-row passes stay smem on a GPU');
+  const forced = seedPlans(noSubgroups, { ...DEFAULTS, convSchedule: 'reg' });
+  t.match(forced['conv.enc2.fwd.b32'], /^reg .* nb$/, 'reg forced without subgroups: every lane loads its weights');
+  t.match(forced['conv.enc2.wgrad.b32'], /^wreg .* nb$/, 'and weight gradients load their rows of A');
+});
+
+t.test('SwiftShader (subgroups of 4): the reg kernels without broadcast', async (t) => {
+  const plans = seedPlans(SWIFTSHADER_CAPS);
+  for (const [name, plan] of Object.entries(plans)) {
+    if (name.includes('.wgrad.')) t.match(plan, /^w(reg|rows) .* nb$/, `${name}: ${plan}`);
+    else t.match(plan, /^(\dx )?reg [^+]* nb( \+ .* nb)?$/, `${name}: ${plan}`);
+  }
+  t.equal(plans['conv.enc1.dgrad.b32'].includes('smem'), false, 'the 3-row input gradient does not idle a 64-row smem tile');
+  const lavapipe = seedPlans(LAVAPIPE_CAPS, { ...DEFAULTS, convBroadcast: false });
+  t.match(lavapipe['conv.enc3.fwd.b32'], / nb$/, 'flag convBroadcast=false on lavapipe: the same kernels as on SwiftShader');
+  t.match(lavapipe['conv.enc3.wgrad.b32'], /^wrows .* nb$/);
 });
 
 // ---------------------------------------------------------------------------------------------

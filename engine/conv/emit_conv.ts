@@ -46,7 +46,7 @@ export function regConvCode(v: RegConv): string {
   // rowVec4: per iteration the subgroup needs R vec4s (R / 4 row quads x 4 channels); vec4 f
   // (quad f % (R / 4), channel f / (R / 4)) is loaded by lane f % 8 as its load f / 8.
   const QUADS = v.R / 4;
-  for (let jj = 0; jj < J; jj++) {
+  for (let jj = 0; jj < (v.bcast ? J : 0); jj++) {
     if (v.rowVec4) {
       setup.push(`  let wq_${jj} = (lane + ${8 * jj}u) % ${QUADS}u;`);
       setup.push(`  let wc_${jj} = (lane + ${8 * jj}u) / ${QUADS}u;`);
@@ -82,19 +82,22 @@ export function regConvCode(v: RegConv): string {
     const ch = inChunk.get(d);
     return ch ? `xv_${c}_${id(ch[0])}.${comp[ch[1]]}` : `x_${c}_${id(d)}`;
   };
-  blocks.forEach((blk, bi) => {
-    for (let jj = 0; jj < J; jj++) {
-      if (v.rowVec4) {
-        // Channel xk + wc of row quad m0 / 4 + wq; channels past KIN (and the quads of rows past
-        // ROWS, never stored) read a clamped element.
-        const ch = `xk + wc_${jj}`;
-        const idx = `min((${ch}) * (p.ROWS / 4u) + m0 / 4u + wq_${jj}, ${v.uniformW ? `${v.uniformW - 1}u` : 'arrayLength(&Wp) - 1u'})`;
-        body.push(v.kinTail ? `    let w_${bi}_${jj} = select(vec4f(0.0), Wp[${idx}], ${ch} < p.KIN);` : `    let w_${bi}_${jj} = Wp[${idx}];`);
-      } else {
-        body.push(`    let w_${bi}_${jj} = Wp[wb_${jj} + it * ${BPK}u + ${bi}u];`);
+  // rowVec4: channel xk + c of row quad m0 / 4 + q; channels past KIN (and the quads of rows past
+  // ROWS, never stored) read a clamped element.
+  const quadLoad = (c: string, q: string) => {
+    const idx = `min((xk + ${c}) * (p.ROWS / 4u) + m0 / 4u + ${q}, ${v.uniformW ? `${v.uniformW - 1}u` : 'arrayLength(&Wp) - 1u'})`;
+    return v.kinTail ? `select(vec4f(0.0), Wp[${idx}], xk + ${c} < p.KIN)` : `Wp[${idx}]`;
+  };
+  // Block bi of weight row `row` (an expression) in this iteration.
+  const rowLoad = (row: string, bi: number) => `Wp[(${row}) * (p.KITERS * ${BPK}u) + it * ${BPK}u + ${bi}u]`;
+  if (v.bcast) {
+    blocks.forEach((blk, bi) => {
+      for (let jj = 0; jj < J; jj++) {
+        if (v.rowVec4) body.push(`    let w_${bi}_${jj} = ${quadLoad(`wc_${jj}`, `wq_${jj}`)};`);
+        else body.push(`    let w_${bi}_${jj} = Wp[wb_${jj} + it * ${BPK}u + ${bi}u];`);
       }
-    }
-  });
+    });
+  }
   // Terms of one row's update: (block, weight component, accumulator h) -> the weight
   // component times a vec4 of inputs (positions 4h .. 4h + 3).
   const terms: { bi: number; comp: number; h: number; xs: string }[] = [];
@@ -133,13 +136,13 @@ export function regConvCode(v: RegConv): string {
       if (r % 4 === 0) {
         for (let c = 0; c < 4; c++) {
           const f = c * QUADS + (r >> 2);
-          body.push(`    let q_${r >> 2}_${c} = subgroupBroadcast(w_0_${f >> 3}, ${f & 7}u);`);
+          body.push(`    let q_${r >> 2}_${c} = ${v.bcast ? `subgroupBroadcast(w_0_${f >> 3}, ${f & 7}u)` : quadLoad(`${c}u`, `${r >> 2}u`)};`);
         }
       }
       wgt = (t) => `q_${r >> 2}_${t.comp}.${comp[r & 3]}`;
     } else {
       for (let bi = 0; bi < BPK; bi++) {
-        body.push(`    let s_${r}_${bi} = subgroupBroadcast(w_${bi}_${r >> 3}, ${r & 7}u);`);
+        body.push(`    let s_${r}_${bi} = ${v.bcast ? `subgroupBroadcast(w_${bi}_${r >> 3}, ${r & 7}u)` : rowLoad(`m0 + ${r}u`, bi)};`);
       }
     }
     for (let h = 0; h < H; h++) {
@@ -179,7 +182,8 @@ export function regConvCode(v: RegConv): string {
   binds.push(['bias', 'array<f32>']);
   binds.push(['Y', v.vecY ? 'array<vec4f>' : 'array<f32>']);
   return wgslKernel('conv', 'conv_reg', {
-    ENABLE: 'enable subgroups;',
+    ENABLE: v.bcast ? 'enable subgroups;' : '',
+    LANE: v.bcast ? 'subgroup_invocation_id' : 'local_invocation_index',
     PARAMS: CONV_REG_PARAMS.wgsl,
     BINDINGS: bindings(binds),
     R: v.R,

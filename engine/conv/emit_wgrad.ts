@@ -16,8 +16,9 @@ export function regWgradWindow(v: RegWgrad): WindowPlan {
 }
 
 /** Rows of A each lane loads for its subgroup (clamped: rows past ROWS are never stored). */
-function wgradARows(R: number): string {
+function wgradARows(R: number, bcast: boolean): string {
   const out: string[] = [];
+  if (!bcast) return '';
   for (let jj = 0; jj < Math.ceil(R / 8); jj++) {
     const lanePart = R < 8 ? `min(lane, ${R - 1}u)` : 'lane';
     out.push(`  let ar_${jj} = min(m0 + ${lanePart} + ${8 * jj}u, p.ROWS - 1u);`);
@@ -25,6 +26,17 @@ function wgradARows(R: number): string {
   return out.join('\n');
 }
 
+
+/**
+ * Statements giving `name` the four positions qx0 .. qx0 + 3 of row `row` of A (an expression;
+ * positions past QW read 0): one vec4 load, or four guarded scalars.
+ */
+function loadA(v: { vecA: boolean; texA: boolean }, name: string, index: string, row: string, qx0: string): string[] {
+  const i0 = `(abase + ${row} * p.QH) * p.QW + ${qx0}`;
+  if (v.vecA) return [`    let ${name} = ${vec4At('A4', `(${i0}) / 4u`, v.texA)};`];
+  const parts = [0, 1, 2, 3].map((j) => `select(0.0, A[min(${index} + ${j}u, arrayLength(&A) - 1u)], ${qx0} + ${j}u < p.QW)`);
+  return [`    let ${index} = ${i0};`, `    let ${name} = vec4f(${parts.join(', ')});`];
+}
 
 /** Zeros that pad a T-wide accumulator to the vec4 of a partial-sum column group. */
 const wgradPad = (T: number) => ', 0.0'.repeat(4 - T);
@@ -65,17 +77,8 @@ export function regWgradCode(v: RegWgrad): string {
   const terms: string[][] = Array.from({ length: v.R * v.CPL }, () => []);
   for (let u = 0; u < v.UQ; u++) {
     body.push(`    let qx0_${u} = (qg + ${u}u) * 4u;`);
-    // A: four positions of row ar_jj.
-    for (let jj = 0; jj < J; jj++) {
-      const i0 = `(abase + ar_${jj} * p.QH) * p.QW + qx0_${u}`;
-      if (v.vecA) {
-        body.push(`    let av_${u}_${jj} = ${vec4At('A4', `(${i0}) / 4u`, v.texA)};`);
-      } else {
-        body.push(`    let ai_${u}_${jj} = ${i0};`);
-        const parts = [0, 1, 2, 3].map((j) => `select(0.0, A[min(ai_${u}_${jj} + ${j}u, arrayLength(&A) - 1u)], qx0_${u} + ${j}u < p.QW)`);
-        body.push(`    let av_${u}_${jj} = vec4f(${parts.join(', ')});`);
-      }
-    }
+    // A: four positions of row ar_jj, for the subgroup to broadcast.
+    for (let jj = 0; jj < (v.bcast ? J : 0); jj++) body.push(...loadA(v, `av_${u}_${jj}`, `ai_${u}_${jj}`, `ar_${jj}`, `qx0_${u}`));
     // X windows of this lane's column groups.
     for (let c = 0; c < v.CPL; c++) {
       const n = `${u}_${c}`;
@@ -103,9 +106,12 @@ export function regWgradCode(v: RegWgrad): string {
       }
     }
   }
-  // Row by row: broadcast this row's A values, then one chained update per accumulator.
+  // Row by row: broadcast this row's A values (or load them), then one chained update per accumulator.
   for (let r = 0; r < v.R; r++) {
-    for (let u = 0; u < v.UQ; u++) body.push(`    let a_${u}_${r} = subgroupBroadcast(av_${u}_${r >> 3}, ${r & 7}u);`);
+    for (let u = 0; u < v.UQ; u++) {
+      if (v.bcast) body.push(`    let a_${u}_${r} = subgroupBroadcast(av_${u}_${r >> 3}, ${r & 7}u);`);
+      else body.push(...loadA(v, `a_${u}_${r}`, `ai_${u}_${r}`, `min(m0 + ${r}u, p.ROWS - 1u)`, `qx0_${u}`));
+    }
     for (let c = 0; c < v.CPL; c++) {
       let e = `acc_${r}_${c}`;
       for (const t of terms[r * v.CPL + c]) e = `fma(${t}, ${e})`;
@@ -121,12 +127,13 @@ export function regWgradCode(v: RegWgrad): string {
     }
   }
   return wgslKernel('conv', 'convw_reg', {
-    ENABLE: 'enable subgroups;',
+    ENABLE: v.bcast ? 'enable subgroups;' : '',
+    LANE: v.bcast ? 'subgroup_invocation_id' : 'local_invocation_index',
     PARAMS: WGRAD_REG_PARAMS.wgsl,
     BINDINGS: bindings(wgradBindings(v, { chunks, inChunk, scalarD })),
     R: v.R,
     UQ: v.UQ,
-    AROWS: wgradARows(v.R),
+    AROWS: wgradARows(v.R, v.bcast),
     COLS: cols.join('\n'),
     ACC_DECL: acc.join('\n'),
     BODY: body.join('\n'),
@@ -136,7 +143,7 @@ export function regWgradCode(v: RegWgrad): string {
 
 
 export function regWgradRowsWindow(v: RegWgradRows): WindowPlan {
-  return regWgradWindow({ R: v.R, G: 1, T: v.T, CPL: 1, SX: v.SX, vecA: v.vecA, vecX: v.vecX, ax: v.ax, UQ: 1, texA: v.texA, texX: v.texX });
+  return regWgradWindow({ R: v.R, G: 1, T: v.T, CPL: 1, SX: v.SX, vecA: v.vecA, vecX: v.vecX, ax: v.ax, UQ: 1, texA: v.texA, texX: v.texX, bcast: v.bcast });
 }
 
 export function regWgradRowsCode(v: RegWgradRows): string {
@@ -175,16 +182,7 @@ export function regWgradRowsCode(v: RegWgradRows): string {
   for (let r = 0; r < v.R; r++) for (let ty = 0; ty < v.TY; ty++) acc.push(`  var acc_${r}_${ty} = ${vt}(0.0);`);
 
   const body: string[] = [...loadRow(v.TY - 1, 'xn', false, '    ')];
-  for (let jj = 0; jj < J; jj++) {
-    const i0 = `(abase + ar_${jj} * p.QH) * p.QW + qx0`;
-    if (v.vecA) {
-      body.push(`    let av_${jj} = ${vec4At('A4', `(${i0}) / 4u`, v.texA)};`);
-    } else {
-      body.push(`    let ai_${jj} = ${i0};`);
-      const parts = [0, 1, 2, 3].map((j) => `select(0.0, A[min(ai_${jj} + ${j}u, arrayLength(&A) - 1u)], qx0 + ${j}u < p.QW)`);
-      body.push(`    let av_${jj} = vec4f(${parts.join(', ')});`);
-    }
-  }
+  for (let jj = 0; jj < (v.bcast ? J : 0); jj++) body.push(...loadA(v, `av_${jj}`, `ai_${jj}`, `ar_${jj}`, 'qx0'));
   // Per kernel row: the T taps seen by each of the four positions.
   for (let ty = 0; ty < v.TY; ty++) {
     const row = rowName(ty);
@@ -200,7 +198,8 @@ export function regWgradRowsCode(v: RegWgradRows): string {
   }
   // Row by row of A: broadcast its four positions, then one chained update per kernel row.
   for (let r = 0; r < v.R; r++) {
-    body.push(`    let a_${r} = subgroupBroadcast(av_${r >> 3}, ${r & 7}u);`);
+    if (v.bcast) body.push(`    let a_${r} = subgroupBroadcast(av_${r >> 3}, ${r & 7}u);`);
+    else body.push(...loadA(v, `a_${r}`, `ai_${r}`, `min(m0 + ${r}u, p.ROWS - 1u)`, 'qx0'));
     for (let ty = 0; ty < v.TY; ty++) {
       let e = `acc_${r}_${ty}`;
       for (let j = 0; j < 4; j++) e = `fma(${vt}(a_${r}.${comp[j]}), xs_${ty}_${j}, ${e})`;
@@ -221,12 +220,13 @@ export function regWgradRowsCode(v: RegWgradRows): string {
     }
   }
   return wgslKernel('conv', 'convw_rows', {
-    ENABLE: 'enable subgroups;',
+    ENABLE: v.bcast ? 'enable subgroups;' : '',
+    LANE: v.bcast ? 'subgroup_invocation_id' : 'local_invocation_index',
     PARAMS: WGRAD_REG_PARAMS.wgsl,
     BINDINGS: bindings(wgradBindings(v, { chunks, inChunk, scalarD })),
     R: v.R,
     SX: v.SX,
-    AROWS: wgradARows(v.R),
+    AROWS: wgradARows(v.R, v.bcast),
     RING_DECL: ring.join('\n'),
     ACC_DECL: acc.join('\n'),
     RING_FILL: fill.join('\n'),

@@ -6,7 +6,7 @@ import { wgslKernel } from '../shaders.js';
 import { bindings, comp } from './emit_common.js';
 import { regConvCode } from './emit_conv.js';
 import { regWgradCode, regWgradRowsCode } from './emit_wgrad.js';
-import { BIAS_GRAD_PARAMS, CONV_SMEM_PARAMS, PACK_PARAMS, RELU_GRAD_PARAMS, WGRAD_SMEM_PARAMS, WSUM_PARAMS } from './params.js';
+import { BIAS_GRAD_PARAMS, CONV_SMEM_PARAMS, PACK_PARAMS, WGRAD_SMEM_PARAMS, WSUM_PARAMS } from './params.js';
 import type { RegConv, RegWgrad, RegWgradRows } from './plan.js';
 
 export const regConvKernel = (v: RegConv): Kernel => kernel('conv.reg', { ...v }, regConvCode as (s: object) => string);
@@ -63,6 +63,3 @@ export const wsumKernel = (G: number, KW: number): Kernel =>
 export const biasGradKernel = (v4: boolean): Kernel =>
   kernel('conv.bias_grad', { v4 }, () =>
     wgslKernel('conv', 'bias_grad', { ENABLE: '', PARAMS: BIAS_GRAD_PARAMS.wgsl, T: v4 ? 'vec4f' : 'f32', SUM: v4 ? 's.x + s.y + s.z + s.w' : 's' }));
-
-export const reluGradKernel = (): Kernel =>
-  kernel('conv.relu_grad', {}, () => wgslKernel('conv', 'relu_grad', { ENABLE: '', PARAMS: RELU_GRAD_PARAMS.wgsl }));

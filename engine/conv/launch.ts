@@ -5,8 +5,8 @@ import { Tensor, empty } from '../tensor.js';
 import { regConvWindow } from './emit_conv.js';
 import { regWgradRowsWindow, regWgradWindow } from './emit_wgrad.js';
 import type { ConvPass } from './geometry.js';
-import { biasGradKernel, packKernel, regConvKernel, regWgradKernel, reluGradKernel, rowsWgradKernel, smemConvKernel, smemWgradKernel, wsumKernel } from './kernels.js';
-import { BIAS_GRAD_PARAMS, CONV_REG_PARAMS, CONV_SMEM_PARAMS, PACK_PARAMS, RELU_GRAD_PARAMS, WGRAD_REG_PARAMS, WGRAD_SMEM_PARAMS, WSUM_PARAMS } from './params.js';
+import { biasGradKernel, packKernel, regConvKernel, regWgradKernel, rowsWgradKernel, smemConvKernel, smemWgradKernel, wsumKernel } from './kernels.js';
+import { BIAS_GRAD_PARAMS, CONV_REG_PARAMS, CONV_SMEM_PARAMS, PACK_PARAMS, WGRAD_REG_PARAMS, WGRAD_SMEM_PARAMS, WSUM_PARAMS } from './params.js';
 import type { ConvPassPlan, WgradPlan } from './plan.js';
 
 /** Grid for `tiles` position tiles (over x, and z beyond 65535) by `rowTiles` row tiles (y). */
@@ -107,11 +107,4 @@ export function biasGrad(g: Tensor): Tensor {
   const v4 = (H * W) % 4 === 0;
   rt().dispatch(biasGradKernel(v4), [g.buffer, db.buffer], BIAS_GRAD_PARAMS.pack({ B, C, HW: v4 ? (H * W) / 4 : H * W }), [C, 1, 1]);
   return db;
-}
-
-/** g * (y > 0): the gradient through a ReLU fused into a conv, from the conv's output y. */
-export function reluGrad(g: Tensor, y: Tensor): Tensor {
-  const out = empty(g.shape);
-  rt().dispatch(reluGradKernel(), [g.buffer, y.buffer, out.buffer], RELU_GRAD_PARAMS.pack({ n: g.size }), grid1d(Math.ceil(g.size / 256)));
-  return out;
 }

@@ -2,13 +2,14 @@
 // rules) and the ops with autograd. Each raw pass plans (./plan.ts) with the device's
 // capabilities and the flags in force, then launches the plan (./launch.ts).
 import { record } from '../autograd.js';
+import { reluGradFromOutput } from '../elementwise.js';
 import { flags } from '../flags.js';
 import { rt, uniformArrayVec4s } from '../runtime.js';
 import { Tensor, empty } from '../tensor.js';
 import {
   type Conv2dOptions, type ConvGeom, type ConvTranspose2dOptions, conv2dGeom, convTranspose2dGeom, forwardConvPass, transposedPasses, wgradPass,
 } from './geometry.js';
-import { biasGrad, reluGrad, runConvPass, runWgrad } from './launch.js';
+import { biasGrad, runConvPass, runWgrad } from './launch.js';
 import { type ConvSchedule, planConvPass, planConvSchedule, planWgrad } from './plan.js';
 
 /** The schedule the conv kernels use now: flag convSchedule, else 'reg' on CPU devices. */
@@ -88,7 +89,7 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
   const need = inputs.map((t) => t.requiresGrad);
   return record(y, 'conv2d', inputs, relu ? [x, w, y] : [x, w], (grad, saved) => {
     const [sx, sw, sy] = saved;
-    const gy = relu ? reluGrad(grad, sy) : grad;
+    const gy = relu ? reluGradFromOutput(grad, sy) : grad;
     const dx = need[0] ? conv2dInputGrad(gy, sw, g) : null;
     const dw = need[1] ? conv2dWeightGrad(gy, sx, g) : null;
     const db = bias && need[2] ? biasGrad(gy) : null;
@@ -109,7 +110,7 @@ export function convTranspose2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts
   const need = inputs.map((t) => t.requiresGrad);
   return record(y, 'convTranspose2d', inputs, relu ? [x, w, y] : [x, w], (grad, saved) => {
     const [sx, sw, sy] = saved;
-    const gy = relu ? reluGrad(grad, sy) : grad;
+    const gy = relu ? reluGradFromOutput(grad, sy) : grad;
     const dx = need[0] ? convTranspose2dInputGrad(gy, sw, g) : null;
     const dw = need[1] ? convTranspose2dWeightGrad(gy, sx, g) : null;
     const db = bias && need[2] ? biasGrad(gy) : null;

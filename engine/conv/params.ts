@@ -52,6 +52,3 @@ export const WSUM_PARAMS = paramBlock({ N4: 'u32', S: 'u32', _p0: 'u32', _p1: 'u
 
 /** bias_grad. */
 export const BIAS_GRAD_PARAMS = paramBlock({ B: 'u32', C: 'u32', HW: 'u32', _pad: 'u32' });
-
-/** relu_grad. */
-export const RELU_GRAD_PARAMS = paramBlock({ n: 'u32', _pad: 'u32' });

@@ -19,26 +19,27 @@ export type ConvCaps = Pick<Capabilities,
   'readonlyStorageTextures' | 'maxTextureDimension2D'>;
 
 /** The flags conv plans read. */
-export type ConvFlags = Pick<Flags, 'convSchedule' | 'convRepack1x1' | 'convUniformWeights' | 'convWgradTextures' | 'convWgradRows'>;
+export type ConvFlags = Pick<Flags, 'convSchedule' | 'convRepack1x1' | 'convUniformWeights' | 'convWgradTextures' | 'convWgradRows' | 'convBroadcast'>;
 
 const mod4 = (v: number) => ((v % 4) + 4) % 4;
 
-/** Whether the reg kernels can run: they broadcast within a workgroup of 8, which must be one subgroup. */
-export function regAvailable(caps: ConvCaps): boolean {
-  return caps.subgroups && caps.subgroupMinSize >= 8;
+/**
+ * Whether the reg kernels can hand values from lane to lane with subgroupBroadcast: their
+ * workgroup of 8 must be one subgroup. Without that (SwiftShader's subgroups of 4, no
+ * subgroups) each lane of the reg kernels loads every row's weights (conv) or rows of A
+ * (weight gradients) itself.
+ */
+export function regBroadcast(caps: ConvCaps, f: Pick<Flags, 'convBroadcast'>): boolean {
+  return caps.subgroups && caps.subgroupMinSize >= 8 && f.convBroadcast;
 }
 
-/** The schedule of the conv kernels: flag convSchedule, else 'reg' on CPU devices (and 'smem' on GPUs). */
+/**
+ * The schedule of the conv kernels: flag convSchedule, else 'reg' on CPU devices, whose
+ * barriers are costly (a workgroup's lanes run on one thread), and 'smem' on GPUs.
+ */
 export function planConvSchedule(caps: ConvCaps, f: ConvFlags): ConvSchedule {
-  const regOk = regAvailable(caps);
-  if (f.convSchedule === 'reg') {
-    if (!regOk) {
-      throw new Error(`VQ_CONV_SCHEDULE=reg needs the 'subgroups' feature with subgroups of at least 8 (this device: ${caps.subgroups ? `subgroup size ${caps.subgroupMinSize}-${caps.subgroupMaxSize}` : 'no subgroups'})`);
-    }
-    return 'reg';
-  }
-  if (f.convSchedule === 'smem') return 'smem';
-  return caps.isCpu && regOk ? 'reg' : 'smem';
+  if (f.convSchedule !== 'auto') return f.convSchedule;
+  return caps.isCpu ? 'reg' : 'smem';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -69,6 +70,8 @@ export interface RegConv {
    * weight tensor as it is, a vec4 holding four rows of one input channel, instead of repacking.
    */
   rowVec4: boolean;
+  /** Weights reach the lanes by subgroupBroadcast (regBroadcast); else each lane loads them all. */
+  bcast: boolean;
 }
 
 /** How a reg pass gets its weights: repacked, the tensor as it is, or none (a phase no tap reaches). */
@@ -106,7 +109,8 @@ export function regRows(rows: number): number {
 export function planConvPass(pass: ConvPass, sched: ConvSchedule, caps: ConvCaps, f: ConvFlags, weightBytes?: number): ConvPassPlan {
   // Few output channels leave most of the smem tile's 64 rows idle: such passes (the first
   // conv's input gradient, the last convT) run the reg kernel on GPUs too (bench: conv.enc1.dgrad, convT.decT2.fwd).
-  if (sched === 'smem' && pass.ROWS <= 8 && f.convSchedule === 'auto' && regAvailable(caps)) sched = 'reg';
+  const bcast = regBroadcast(caps, f);
+  if (sched === 'smem' && pass.ROWS <= 8 && f.convSchedule === 'auto' && bcast) sched = 'reg';
   if (sched === 'smem') return { kind: 'smem', pass, DIR: pass.DIR };
   const chan = pass.TX === 1;
   // A 1x1 pass (chan mode) uses each input load for R rows only (no taps to share it): 32 rows.
@@ -140,7 +144,7 @@ export function planConvPass(pass: ConvPass, sched: ConvSchedule, caps: ConvCaps
   }
   const v: RegConv = {
     R, PJ, mode: chan ? 'chan' : 'tap', TX: pass.TX, SX: pass.SX, DIR: pass.DIR, vecX, ax: vecX ? mod4(pass.OFFX) : 0, kinTail,
-    vecY: pass.OSX === 1 && pass.OPX === 0 && pass.OW % 4 === 0 && pass.QW === pass.OW, uniformW, rowVec4,
+    vecY: pass.OSX === 1 && pass.OPX === 0 && pass.OW % 4 === 0 && pass.QW === pass.OW, uniformW, rowVec4, bcast,
   };
   const NG = Math.ceil(pass.QW / PJ);
   return {
@@ -169,6 +173,8 @@ export interface RegWgrad {
   /** Read A4 and X4 through textures. */
   texA: boolean;
   texX: boolean;
+  /** Rows of A reach the lanes by subgroupBroadcast (regBroadcast); else each lane loads them all. */
+  bcast: boolean;
 }
 
 /** The row-walking reg weight-gradient kernel's specialisation (stride-1 kernel rows). */
@@ -184,6 +190,7 @@ export interface RegWgradRows {
   ax: number;
   texA: boolean;
   texX: boolean;
+  bcast: boolean;
 }
 
 interface WgradCommon {
@@ -257,6 +264,7 @@ export function planWgrad(pass: WgradPass, sched: ConvSchedule, caps: ConvCaps, 
   const vecA = pass.QW % 4 === 0;
   const vecX = pass.IW % 4 === 0;
   const ax = vecX ? mod4(pass.OFFX) : 0;
+  const bcast = regBroadcast(caps, f);
   if (sched === 'smem') {
     const MTOT = pass.B * pass.QH * pass.QW;
     const NCOL = pass.KIN * pass.KH * pass.KW;
@@ -273,7 +281,7 @@ export function planWgrad(pass: WgradPass, sched: ConvSchedule, caps: ConvCaps, 
     const NGI = Math.ceil(pass.QW / 4);
     const tiles: [number, number] = [Math.ceil(pass.KIN / 8), Math.ceil(pass.ROWS / R)];
     // X through a texture only when forced: the ring loads each input row once per row tile.
-    const v: RegWgradRows = { R, TY: pass.KH, T: pass.KW, SX: pass.SX, vecA, vecX, ax, ...wgradTextures(pass, caps, f, tiles[0], 0) };
+    const v: RegWgradRows = { R, TY: pass.KH, T: pass.KW, SX: pass.SX, vecA, vecX, ax, ...wgradTextures(pass, caps, f, tiles[0], 0), bcast };
     const KITERS = pass.B * pass.QH * NGI;
     return { kind: 'rows', pass, G, v, NGI, NCG: pass.KIN * pass.KH, KITERS, tiles, ...regChunks(pass, caps, KITERS, tiles) };
   }
@@ -289,7 +297,7 @@ export function planWgrad(pass: WgradPass, sched: ConvSchedule, caps: ConvCaps, 
   const UQ = 1;
   const tiles: [number, number] = [Math.ceil(NCG / (8 * CPL)), Math.ceil(pass.ROWS / R)];
   // Each lane loads the input rows of its kernel rows: about KH / SY loads per row of X.
-  const v: RegWgrad = { R, G, T, CPL, SX: pass.SX, vecA, vecX, ax, UQ, ...wgradTextures(pass, caps, f, tiles[0], tiles[1] * Math.ceil(pass.KH / pass.SY)) };
+  const v: RegWgrad = { R, G, T, CPL, SX: pass.SX, vecA, vecX, ax, UQ, ...wgradTextures(pass, caps, f, tiles[0], tiles[1] * Math.ceil(pass.KH / pass.SY)), bcast };
   const NGI = NG / UQ;
   const KITERS = pass.B * pass.QH * NGI;
   return { kind: 'reg', pass, G, v, NGI, NCG, KITERS, tiles, ...regChunks(pass, caps, KITERS, tiles) };
@@ -320,7 +328,7 @@ export function describeConvPassPlan(p: ConvPassPlan): string {
   if (p.kind === 'smem') return `smem D${p.DIR}`;
   const v = p.v;
   const x = v.vecX ? `vx${v.ax}` : 'sx';
-  return `reg R${v.R} PJ${v.PJ} ${v.mode} D${v.DIR} ${x}${v.kinTail ? ' kt' : ''}${v.vecY ? ' vy' : ''} w:${p.weights}${v.rowVec4 ? '4' : ''}${v.uniformW ? ` u${v.uniformW}` : ''}`;
+  return `reg R${v.R} PJ${v.PJ} ${v.mode} D${v.DIR} ${x}${v.kinTail ? ' kt' : ''}${v.vecY ? ' vy' : ''} w:${p.weights}${v.rowVec4 ? '4' : ''}${v.uniformW ? ` u${v.uniformW}` : ''}${v.bcast ? '' : ' nb'}`;
 }
 
 export function describeWgradPlan(p: WgradPlan): string {
@@ -328,7 +336,7 @@ export function describeWgradPlan(p: WgradPlan): string {
   const v = p.v;
   const tex = v.texA || v.texX ? ` tex${v.texA ? 'A' : ''}${v.texX ? 'X' : ''}` : '';
   const shape = p.kind === 'rows' ? `R${v.R} TY${(v as RegWgradRows).TY}` : `R${v.R} CPL${(v as RegWgrad).CPL}`;
-  return `${p.kind === 'rows' ? 'wrows' : 'wreg'} ${shape} T${v.T}${tex} S${p.S}`;
+  return `${p.kind === 'rows' ? 'wrows' : 'wreg'} ${shape} T${v.T}${tex} S${p.S}${v.bcast ? '' : ' nb'}`;
 }
 
 /** One line for a whole op pass: its pass plans joined by ' + ' (identical phases counted). */

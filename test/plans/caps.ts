@@ -38,3 +38,17 @@ export const H100_CAPS: Capabilities = {
   maxTextureDimension2D: 32768,
   hostThreads: 16,
 };
+
+/** Chromium's SwiftShader (a CPU Vulkan device in the browser): subgroups of 4, no shader-f16. */
+export const SWIFTSHADER_CAPS: Capabilities = {
+  ...LAVAPIPE_CAPS,
+  description: 'google swiftshader',
+  vendor: 'google',
+  shaderF16: false,
+  subgroupMinSize: 4,
+  subgroupMaxSize: 4,
+  maxStorageBufferBindingSize: 2 ** 30,
+  maxBufferSize: 2 ** 30,
+  maxTextureDimension2D: 8192,
+  features: ['subgroups', 'timestamp-query'],
+};
