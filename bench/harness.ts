@@ -7,7 +7,7 @@
 // made); `tfjs`, if given, builds the same work in tfjs-webgpu for `--vs tfjs`.
 import type { Tensor as TfTensor } from '@tensorflow/tfjs-core';
 import { MAX_TIMED_PASSES, rt } from '../engine/runtime.js';
-import type { Tf } from './tfjs.js';
+import type { Tf } from './tfjs_common.js';
 
 export interface Prepared {
   /** Records one repetition's GPU work (synchronously); the harness syncs and times it. */

@@ -3,7 +3,7 @@
 import { matmul } from '../engine/matmul.js';
 import { rand } from '../engine/tensor.js';
 import type { BenchCase } from './harness.js';
-import { tfjsMatmul } from './tfjs.js';
+import { tfjsMatmul } from './tfjs_common.js';
 
 function matmulCase(m: number, k: number, n: number, name: string, reps?: number, transB = false): BenchCase {
   return {

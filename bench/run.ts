@@ -8,11 +8,35 @@
 //                    one after another: fair comparisons on a device whose speed drifts
 //   --json FILE      write the entries as a JSON array
 //   --list           list the cases and exit
+//   -h, --help       this text
 // Environment: VQ_MATMUL_SCHEDULE=reg|smem (and VQ_MATMUL_TILE=RxC) pick matmul variants.
 import { writeFileSync } from 'node:fs';
 import { init } from '../engine/node.js';
 import { gemmTile, gemmTileKey } from '../engine/matmul.js';
 import { type BenchCase, type BenchEntry, formatTable, formatWgradVsForward, runCase, runInterleaved } from './harness.js';
+import { relaunchWithoutDawnNoise } from '../scripts/cli.js';
+
+function help(): string {
+  return [
+    'Usage: npm run bench -- [options]',
+    '',
+    'Times the registered kernel and training-step cases on the WebGPU device and prints a table.',
+    '',
+    'Options:',
+    '  --filter REGEX   only cases whose name (or family) matches',
+    '  --reps N         repetitions per case (default: the case\'s, 10 unless it asks for fewer)',
+    '  --warmup N       warm-up runs per case',
+    '  --quick          fewer repetitions',
+    '  --vs tfjs        also time the same work in tfjs-webgpu (same Dawn adapter, same process)',
+    '  --interleave     time the cases round-robin (one repetition of each per round): fair',
+    '                   comparisons on a device whose speed drifts',
+    '  --json FILE      write the entries as a JSON array',
+    '  --list           list the cases and exit',
+    '  -h, --help       this text',
+    '',
+    'Environment: VQ_MATMUL_SCHEDULE=reg|smem (and VQ_MATMUL_TILE=RxC) pick matmul variants.',
+  ].join('\n');
+}
 
 // Modules exporting `benchCases`; add a line per family.
 const MODULES = ['./matmul.js', './conv.js', './vq.js', './train_step.js'];
@@ -26,10 +50,11 @@ interface Args {
   vs: string | null;
   json: string | null;
   list: boolean;
+  help: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { filter: null, quick: false, interleave: false, vs: null, json: null, list: false };
+  const a: Args = { filter: null, quick: false, interleave: false, vs: null, json: null, list: false, help: false };
   const value = (i: number, flag: string) => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith('--')) throw new Error(`bench: ${flag} needs a value`);
@@ -51,7 +76,8 @@ function parseArgs(argv: string[]): Args {
       case '--vs': a.vs = value(i++, arg); break;
       case '--json': a.json = value(i++, arg); break;
       case '--list': a.list = true; break;
-      default: throw new Error(`bench: unknown argument '${arg}' (see the top of bench/run.ts)`);
+      case '-h': case '--help': a.help = true; break;
+      default: throw new Error(`bench: unknown argument '${arg}' (see --help)`);
     }
   }
   if (a.vs !== null && a.vs !== 'tfjs') throw new Error(`bench: --vs supports only 'tfjs', got '${a.vs}'`);
@@ -74,6 +100,10 @@ async function loadCases(): Promise<BenchCase[]> {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.help) {
+    console.log(help());
+    return;
+  }
   const all = await loadCases();
   const cases = args.filter ? all.filter((c) => args.filter!.test(c.name) || args.filter!.test(c.family)) : all;
   if (args.list) {
@@ -82,6 +112,8 @@ async function main(): Promise<void> {
   }
   if (cases.length === 0) throw new Error(`bench: no case matches ${args.filter}`);
 
+  const relaunched = await relaunchWithoutDawnNoise();
+  if (relaunched !== null) process.exit(relaunched);
   const r = await init();
   const tile = gemmTile();
   console.log(`adapter: ${r.caps.description} (${r.caps.isCpu ? 'CPU' : 'GPU'} device)`);

@@ -1,6 +1,8 @@
 // tfjs-webgpu as a comparison peer, for benchmarks only (nothing in engine/ depends on it).
 // tfjs-core + tfjs-backend-webgpu run in this process on the same Dawn `navigator.gpu` as our
-// engine (tfjs makes its own GPUDevice on it). Both are devDependencies.
+// engine (tfjs makes its own GPUDevice on it). Both are devDependencies. This is the Node
+// part (Dawn, the loader hook); timing and shared work builders are in bench/tfjs_common.ts
+// (re-exported here), which the browser page uses too.
 //
 // Notes:
 // * tfjs-backend-webgpu registers its backend at import time only if `navigator.gpu` exists,
@@ -18,9 +20,9 @@
 //   union package's Node bundle works the same way).
 import { register } from 'node:module';
 import { create, globals } from 'webgpu';
-import type { Tensor } from '@tensorflow/tfjs-core';
+import { type Tf, setTfjsGradientLoader } from './tfjs_common.js';
 
-export type Tf = typeof import('@tensorflow/tfjs-core');
+export { type Tf, type TimeOptions, setTfjsGradientLoader, syncTfjs, tfjsGradients, tfjsMatmul, timeTfjs } from './tfjs_common.js';
 
 export interface LoadTfjsOptions {
   /** Register tfjs's gradient functions (tf.grad, tf.grads, optimizers). Default false. */
@@ -61,6 +63,9 @@ function registerGradients(): Promise<void> {
   });
   return gradientsDone;
 }
+
+// Cases ask for gradients through tfjsGradients() (platform-free); in Node this hook does it.
+setTfjsGradientLoader(registerGradients);
 
 let loaded: Promise<Tf> | null = null;
 /** True when loadTfjs created the Dawn instance itself (rather than reusing the engine's). */
@@ -166,86 +171,4 @@ export function unloadTfjs(tf: Tf): void {
     if (g.navigator?.gpu) delete g.navigator.gpu;
     ownsDawn = false;
   }
-}
-
-/**
- * Waits until all the work tfjs has queued so far has run on the GPU. The cheap path submits
- * tfjs's pending command encoder and awaits `queue.onSubmittedWorkDone()` (no extra kernel, no
- * readback); it relies on WebGPUBackend internals, so if they are missing it falls back to
- * reading back one element of `probe`.
- */
-export async function syncTfjs(tf: Tf, probe?: Tensor): Promise<void> {
-  const b = tf.backend() as any;
-  if (
-    b?.device?.queue &&
-    typeof b.ensureCommandEncoderReady === 'function' &&
-    typeof b.endComputePassEncoder === 'function' &&
-    typeof b.submitQueue === 'function'
-  ) {
-    b.ensureCommandEncoderReady();
-    b.endComputePassEncoder();
-    b.submitQueue();
-    await (b.device as GPUDevice).queue.onSubmittedWorkDone();
-    return;
-  }
-  if (probe) {
-    const one = tf.tidy(() => tf.slice(tf.reshape(probe, [-1]), [0], [1]));
-    await one.data();
-    one.dispose();
-  }
-}
-
-export interface TimeOptions {
-  warmup: number;
-  reps: number;
-}
-
-/**
- * Wall-clock milliseconds of each of `reps` repetitions of `work` (after `warmup` untimed
- * ones). Each repetition runs `work` inside tf.tidy, waits for the GPU to finish everything it
- * queued, then disposes its results, so memory stays flat.
- */
-export async function timeTfjs(
-  tf: Tf,
-  work: () => Tensor | Tensor[],
-  opts: TimeOptions,
-): Promise<number[]> {
-  const once = async (): Promise<number> => {
-    const t0 = performance.now();
-    const out = tf.tidy(work);
-    const outs = Array.isArray(out) ? out : [out];
-    await syncTfjs(tf, outs[0]);
-    const ms = performance.now() - t0;
-    tf.dispose(outs);
-    return ms;
-  };
-  await syncTfjs(tf); // start from an idle queue
-  for (let i = 0; i < opts.warmup; i++) await once();
-  const times: number[] = [];
-  for (let i = 0; i < opts.reps; i++) times.push(await once());
-  return times;
-}
-
-/**
- * A `timeTfjs` closure multiplying two random [m,k] x [k,n] f32 tensors, created (and kept)
- * once; call `.dispose()` on the closure when done with them. FLOPs per call: `.flops`.
- */
-export function tfjsMatmul(
-  tf: Tf,
-  m: number,
-  k: number,
-  n: number,
-): (() => Tensor) & { a: Tensor; b: Tensor; flops: number; dispose: () => void } {
-  const a = tf.randomUniform([m, k], -1, 1, 'float32', 1);
-  const b = tf.randomUniform([k, n], -1, 1, 'float32', 2);
-  const work = () => tf.matMul(a, b);
-  return Object.assign(work, {
-    a,
-    b,
-    flops: 2 * m * k * n,
-    dispose: () => {
-      a.dispose();
-      b.dispose();
-    },
-  });
 }

@@ -14,7 +14,7 @@ import { paramSpecs } from '../model/params.js';
 import { VqVae } from '../model/vqvae.js';
 import { syntheticFaces } from '../train/data/synthetic.js';
 import type { BenchCase } from './harness.js';
-import { type Tf, loadTfjs } from './tfjs.js';
+import { type Tf, tfjsGradients } from './tfjs_common.js';
 
 /** FLOPs of one step: every conv's forward, input gradient and weight gradient (the first conv needs no input gradient), plus the nearest-code search. */
 export function stepFlops(c: VqVaeConfig, B: number): number {
@@ -69,7 +69,11 @@ function ourCase(label: string, partial: Partial<VqVaeConfig>, B: number, reps: 
         },
       };
     },
-    tfjs: async () => tfjsStep(await loadTfjs({ gradients: true }), cfg, B),
+    tfjs: async (tf) => {
+      // the optimizer's minimize needs tfjs's gradient functions, registered on request
+      await tfjsGradients();
+      return tfjsStep(tf, cfg, B);
+    },
   };
 }
 

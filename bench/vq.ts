@@ -14,7 +14,7 @@ import { argmin } from '../engine/reduce.js';
 import { rand } from '../engine/tensor.js';
 import { codeCounts, codebookNorms, codebookStats, nearestCode, vectorQuantize } from '../engine/vq.js';
 import type { BenchCase, TfjsWork } from './harness.js';
-import type { Tf } from './tfjs.js';
+import type { Tf } from './tfjs_common.js';
 
 const N = 65536;
 const D = 64;
