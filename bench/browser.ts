@@ -3,7 +3,7 @@
 // step at batch 8, the seed model's conv layers and the VQ cases. Bundles bench/browser_page.ts
 // (checked free of Node-only code), serves it on 127.0.0.1 and runs it with scripts/browser.ts.
 //   --filter REGEX   only cases whose name (or family) matches
-//   --batch N        batch of the conv layer cases (default 8)
+//   --batch N        batch of the conv layer cases (default 32, as the Node bench's)
 //   --reps N         repetitions per case (default: the Node bench's --quick counts)
 //   --warmup N       warm-up runs per case
 //   --full           each case's own repetitions (as `npm run bench` without --quick)
@@ -33,7 +33,7 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   // Quick repetition counts by default: a CPU device in a page runs these cases slowly, and the
   // whole run should stay within minutes on a 2-core machine.
-  const a: Args = { opts: { filter: null, convBatch: 8, quick: true, flags: {} }, json: null, list: false };
+  const a: Args = { opts: { filter: null, convBatch: 32, quick: true, flags: {} }, json: null, list: false };
   const value = (i: number, flag: string) => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith('--')) throw new Error(`bench:browser: ${flag} needs a value`);

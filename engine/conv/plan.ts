@@ -115,11 +115,12 @@ export function planConvPass(pass: ConvPass, sched: ConvSchedule, caps: ConvCaps
   const chan = pass.TX === 1;
   // A 1x1 pass (chan mode) uses each input load for R rows only (no taps to share it): 32 rows.
   const R = chan && pass.ROWS > 16 ? 32 : regRows(pass.ROWS);
-  // Positions per lane: more reuse each broadcast weight. On a CPU 16 for wide 3x3/4x4 rows, but
-  // 4 for 1x1 passes (a longer body outgrows the instruction cache); a GPU runs this kernel only
-  // for passes with few rows and needs the lanes, so 8 (bench: conv.*.fwd, conv.*.dgrad).
+  // Positions per lane: more reuse each weight load. On a CPU 16 for wide rows, but 4 for 1x1
+  // passes with broadcast weights (a longer body outgrows lavapipe's instruction cache; without
+  // broadcast every lane loads the weights, and 16 positions share them); a GPU runs this kernel
+  // only for passes with few rows and needs the lanes, so 8 (bench: conv.*.fwd, conv.*.dgrad).
   const cpu = caps.isCpu;
-  const PJ = pass.QW <= 4 || (cpu && chan) ? 4 : cpu && pass.QW > 8 ? 16 : 8;
+  const PJ = pass.QW <= 4 || (cpu && chan && bcast) ? 4 : cpu && pass.QW > 8 ? 16 : 8;
   const vecX = pass.IW % 4 === 0;
   const kinTail = chan && pass.KIN % 4 !== 0;
   const rowsPadded = Math.ceil(pass.ROWS / R) * R;
