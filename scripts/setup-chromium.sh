@@ -6,6 +6,7 @@
 # says what to run and exits 0; the browser tests then skip with that reason (but fail under
 # CI=true, where they must run).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 # The same search as findChromium() in scripts/browser.ts: CHROMIUM_PATH, /usr/bin/chromium,
 # then chromium, chromium-browser or google-chrome on PATH.
@@ -42,21 +43,9 @@ if ! command -v apt-get >/dev/null; then
   echo "setup-chromium: no apt-get here; install Chromium with your package manager (or set CHROMIUM_PATH)"
   exit 0
 fi
-# `env` carries DEBIAN_FRONTEND through sudo, which would otherwise reset the environment;
-# `sudo -n` never prompts (there may be no terminal).
-if [ "$(id -u)" = 0 ]; then
-  SUDO=
-elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-  SUDO='sudo env DEBIAN_FRONTEND=noninteractive'
-else
-  echo "setup-chromium: no Chromium found, and installing one needs root. Run:"
-  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium"
-  echo "(or set CHROMIUM_PATH to a Chrome/Chromium binary); until then the browser tests skip."
-  exit 0
-fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+apt_root 'setup-chromium: no Chromium found, and installing one' \
+  '(or set CHROMIUM_PATH to a Chrome/Chromium binary); until then the browser tests skip.' chromium
 # Recommends (fonts, sandbox helper) are not needed headless; SwiftShader is in chromium-common.
-$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+apt_install chromium
 path=$(find_chromium) || { echo "setup-chromium: apt-get installed chromium but no Chromium binary was found" >&2; exit 1; }
 echo "setup-chromium: installed $path ($(version "$path"))"

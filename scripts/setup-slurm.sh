@@ -5,6 +5,7 @@
 # Without root or sudo (or apt-get) it only says what to run and exits 0; the SLURM test then
 # skips with that reason (but fails under CI=true, where it must run).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 PROGRAMS=(slurmctld slurmd sbatch scancel squeue munged)
 missing() {
@@ -23,18 +24,8 @@ if [ "$(uname -s)" != Linux ] || ! command -v apt-get >/dev/null; then
   echo "setup-slurm: missing $m; install SLURM (slurmctld, slurmd, client commands) and MUNGE with your package manager"
   exit 0
 fi
-# `sudo -n` never prompts (there may be no terminal); `env` carries DEBIAN_FRONTEND through sudo.
-if [ "$(id -u)" = 0 ]; then
-  SUDO=
-elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-  SUDO='sudo env DEBIAN_FRONTEND=noninteractive'
-else
-  echo "setup-slurm: missing $m, and installing them needs root. Run:"
-  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends slurmctld slurmd slurm-client munge"
-  echo "until then the SLURM test skips."
-  exit 0
-fi
-export DEBIAN_FRONTEND=noninteractive
+PACKAGES=(slurmctld slurmd slurm-client munge)
+apt_root "setup-slurm: missing $m, and installing them" 'until then the SLURM test skips.' "${PACKAGES[@]}"
 # The packages' own services must not start: the test runs its daemons with its own config,
 # and a system slurmctld without /etc/slurm/slurm.conf would only fail. A policy-rc.d that
 # answers 101 ("action forbidden") stops invoke-rc.d and deb-systemd-invoke from starting them.
@@ -44,8 +35,7 @@ if [ ! -e "$policy" ]; then
   $SUDO chmod 755 "$policy"
   trap '$SUDO rm -f "$policy"' EXIT
 fi
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
+apt_install "${PACKAGES[@]}"
 m=$(missing)
 [ -z "$m" ] || { echo "setup-slurm: apt-get finished but $m is still missing" >&2; exit 1; }
 echo "setup-slurm: installed $(dpkg-query -W -f='${Package} ${Version}\n' slurmctld munge | tr '\n' ' ')"

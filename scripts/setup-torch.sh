@@ -6,6 +6,7 @@
 # Safe to run again: it does nothing when torch imports. Without root or sudo it only says what
 # to run and exits 0; the checks then skip with that reason (but fail under CI=true).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 have() { /usr/bin/python3 -c 'import torch, numpy; print(torch.__version__, numpy.__version__)' 2>/dev/null; }
 
@@ -16,19 +17,8 @@ if ! command -v apt-get >/dev/null; then
   echo "setup-torch: no apt-get here; install torch and numpy for python3 (or set VQ_TORCH_PYTHON to a Python that has them)"
   exit 0
 fi
-if [ "$(id -u)" = 0 ]; then
-  SUDO=
-elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-  SUDO='sudo env DEBIAN_FRONTEND=noninteractive'
-else
-  echo "setup-torch: installing torch needs root. Run:"
-  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends python3-torch python3-numpy"
-  echo "until then the PyTorch checks skip."
-  exit 0
-fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+apt_root 'setup-torch: installing torch' 'until then the PyTorch checks skip.' python3-torch python3-numpy
 # Recommends (libtorch-dev, build-essential, ...) are for building extensions, not needed here.
-$SUDO apt-get install -y -qq --no-install-recommends python3-torch python3-numpy >/dev/null
+apt_install python3-torch python3-numpy
 v=$(have) || { echo "setup-torch: python3-torch installed but 'import torch' fails" >&2; exit 1; }
 echo "setup-torch: installed torch and numpy for /usr/bin/python3 ($v)"

@@ -1,17 +1,17 @@
 // conv2d and convTranspose2d against float64 CPU references (test/ref/conv.ts) and finite
-// differences, on every layer shape of the seed model (batch 2) and on awkward shapes, under
-// both kernel schedules (VQ_CONV_SCHEDULE=reg|smem); an optional cross-check against PyTorch;
-// error messages.
+// differences, on every layer shape of the seed model (batch 2) and on awkward shapes (the
+// cases in test/cases/conv.ts), under both kernel schedules (VQ_CONV_SCHEDULE=reg|smem); an
+// optional cross-check against PyTorch; error messages.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { type TorchPython, torchTest } from './torch/python.js';
 import { compare, gpu, gradcheck, assertBitwise } from './helpers.js';
 import { backward } from '../engine/autograd.js';
 import { Rng } from '../engine/random.js';
-import { Tensor, tensor } from '../engine/tensor.js';
+import { tensor } from '../engine/tensor.js';
 import * as C from '../engine/conv.js';
 import { type Flags, withFlags } from '../engine/flags.js';
-import { convTOut, convOut, refConv2d, refConv2dGrads, refConvT2d, refConvT2dGrads, type RefConv, type RefConvT } from './ref/conv.js';
+import { AWKWARD, SEED, applyConv, makeData, reference, refGeom, small, wShape, type ConvCase, type ConvData } from './cases/conv.js';
 
 /** The parts of a tap test object these helpers use. */
 type TestLike = { ok: (v: unknown, msg: string) => unknown; same: (a: unknown, b: unknown, msg: string) => unknown };
@@ -26,7 +26,6 @@ function withSchedule<T>(s: C.ConvSchedule, fn: () => Promise<T>): Promise<T> {
 }
 
 const rand = (n: number, seed: number, scale = 1) => new Rng(seed).uniformArray(n, -scale, scale);
-const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
 const maxAbs = (a: ArrayLike<number>) => {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
@@ -42,81 +41,12 @@ function close(t: TestLike, got: ArrayLike<number>, want: ArrayLike<number>, wha
   t.ok(r.ok, `${what}: ${r.worst}`);
 }
 
-interface Case {
-  name: string;
-  transposed: boolean;
-  /** conv: [B, Cin, H, W] -> weight [Cout, Cin, kh, kw]; convT: weight [Cin, Cout, kh, kw]. */
-  B: number;
-  CI: number;
-  IH: number;
-  IW: number;
-  CO: number;
-  KH: number;
-  KW: number;
-  stride?: number | C.ConvPair;
-  padding?: number | C.ConvPair;
-  outputPadding?: number | C.ConvPair;
-  bias?: boolean;
-  relu?: boolean;
-}
-
-const pr = (v: number | C.ConvPair | undefined, d: number): C.ConvPair => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v);
-
-function refGeom(c: Case): RefConvT {
-  const [sy, sx] = pr(c.stride, 1);
-  const [py, px] = pr(c.padding, 0);
-  const [oy, ox] = pr(c.outputPadding, 0);
-  return { B: c.B, CI: c.CI, IH: c.IH, IW: c.IW, CO: c.CO, KH: c.KH, KW: c.KW, sy, sx, py, px, oy, ox };
-}
-
-interface Data {
-  x: Float32Array;
-  w: Float32Array;
-  b: Float32Array | null;
-  dy: Float32Array;
-  yShape: number[];
-}
-
-function makeData(c: Case, seed: number): Data {
-  const g = refGeom(c);
-  const [OH, OW] = c.transposed ? convTOut(g) : convOut(g);
-  const fan = (c.transposed ? c.CO : c.CI) * c.KH * c.KW;
-  const yShape = [c.B, c.CO, OH, OW];
-  return {
-    x: rand(c.B * c.CI * c.IH * c.IW, seed),
-    w: rand(c.CI * c.CO * c.KH * c.KW, seed + 1, 1 / Math.sqrt(fan)),
-    b: c.bias === false ? null : rand(c.CO, seed + 2, 0.5),
-    dy: rand(prod(yShape), seed + 3),
-    yShape,
-  };
-}
-
-/** Float64 forward and gradients (through the ReLU when the case fuses one). */
-function reference(c: Case, d: Data) {
-  const g = refGeom(c);
-  let y = c.transposed ? refConvT2d(d.x, d.w, d.b, g) : refConv2d(d.x, d.w, d.b, g as RefConv);
-  let dy: ArrayLike<number> = d.dy;
-  if (c.relu) {
-    y = y.map((v) => Math.max(v, 0));
-    dy = Float64Array.from(d.dy, (v, i) => (y[i] > 0 ? v : 0));
-  }
-  const grads = c.transposed ? refConvT2dGrads(d.x, d.w, dy, g) : refConv2dGrads(d.x, d.w, dy, g as RefConv);
-  return { y, ...grads };
-}
-
-function apply(c: Case, x: Tensor, w: Tensor, b: Tensor | null): Tensor {
-  const opts = { stride: c.stride, padding: c.padding, activation: c.relu ? ('relu' as const) : null };
-  return c.transposed ? C.convTranspose2d(x, w, b, { ...opts, outputPadding: c.outputPadding }) : C.conv2d(x, w, b, opts);
-}
-
-const wShape = (c: Case) => (c.transposed ? [c.CI, c.CO, c.KH, c.KW] : [c.CO, c.CI, c.KH, c.KW]);
-
 /** Forward and all three gradients through the autograd API, against the float64 reference. */
-async function checkCase(t: TestLike, c: Case, d: Data, ref: ReturnType<typeof reference>, label: string): Promise<void> {
+async function checkCase(t: TestLike, c: ConvCase, d: ConvData, ref: ReturnType<typeof reference>, label: string): Promise<void> {
   const x = tensor(d.x, [c.B, c.CI, c.IH, c.IW]).requireGrad();
   const w = tensor(d.w, wShape(c)).requireGrad();
   const b = d.b ? tensor(d.b, [c.CO]).requireGrad() : null;
-  const y = apply(c, x, w, b);
+  const y = applyConv(c, x, w, b);
   t.same(y.shape, d.yShape, `${label}: output shape`);
   close(t, await y.read(), ref.y, `${label}: forward`);
   const seed = tensor(d.dy, d.yShape);
@@ -126,42 +56,6 @@ async function checkCase(t: TestLike, c: Case, d: Data, ref: ReturnType<typeof r
   if (b) close(t, await b.grad!.read(), ref.db, `${label}: bias gradient`);
   for (const v of [x, w, b, y, seed, x.grad, w.grad, b?.grad]) v?.dispose();
 }
-
-// ---- The seed model's layers (SPEC section 1) at batch 2, full spatial size.
-
-const SEED: Case[] = [
-  { name: 'enc conv1 3->64 k4 s2 p1 + relu', transposed: false, B: 2, CI: 3, IH: 64, IW: 64, CO: 64, KH: 4, KW: 4, stride: 2, padding: 1, relu: true },
-  { name: 'enc conv2 64->128 k4 s2 p1 + relu', transposed: false, B: 2, CI: 64, IH: 32, IW: 32, CO: 128, KH: 4, KW: 4, stride: 2, padding: 1, relu: true },
-  { name: 'enc conv3 128->128 k3 p1', transposed: false, B: 2, CI: 128, IH: 16, IW: 16, CO: 128, KH: 3, KW: 3, padding: 1 },
-  { name: 'residual 3x3 128->32 p1, no bias, + relu', transposed: false, B: 2, CI: 128, IH: 16, IW: 16, CO: 32, KH: 3, KW: 3, padding: 1, bias: false, relu: true },
-  { name: 'residual 1x1 32->128, no bias', transposed: false, B: 2, CI: 32, IH: 16, IW: 16, CO: 128, KH: 1, KW: 1, bias: false },
-  { name: 'pre-vq 1x1 128->64', transposed: false, B: 2, CI: 128, IH: 16, IW: 16, CO: 64, KH: 1, KW: 1 },
-  { name: 'dec conv1 64->128 k3 p1', transposed: false, B: 2, CI: 64, IH: 16, IW: 16, CO: 128, KH: 3, KW: 3, padding: 1 },
-  { name: 'dec convT1 128->64 k4 s2 p1 + relu', transposed: true, B: 2, CI: 128, IH: 16, IW: 16, CO: 64, KH: 4, KW: 4, stride: 2, padding: 1, relu: true },
-  { name: 'dec convT2 64->3 k4 s2 p1', transposed: true, B: 2, CI: 64, IH: 32, IW: 32, CO: 3, KH: 4, KW: 4, stride: 2, padding: 1 },
-];
-
-// ---- Awkward shapes: odd sizes, 1 and 3 channels, kernels wider than the input, no padding,
-// strides 1, 2 and 3, non-square strides and paddings, output padding.
-const AWKWARD: Case[] = [
-  { name: 'odd 7x5, Cin 1, Cout 3, k3 p1', transposed: false, B: 2, CI: 1, IH: 7, IW: 5, CO: 3, KH: 3, KW: 3, padding: 1 },
-  { name: 'Cin 3, Cout 1, k4 s2 p1 on 9x11', transposed: false, B: 2, CI: 3, IH: 9, IW: 11, CO: 1, KH: 4, KW: 4, stride: 2, padding: 1 },
-  { name: 'kernel 5x5 wider than 3x4 input (p1)', transposed: false, B: 2, CI: 2, IH: 3, IW: 4, CO: 5, KH: 5, KW: 5, padding: 1 },
-  { name: 'k6x2 s3x1 p2x0 on 11x6', transposed: false, B: 1, CI: 5, IH: 11, IW: 6, CO: 7, KH: 6, KW: 2, stride: [3, 1], padding: [2, 0] },
-  { name: 'k3 s2 p0 odd 9x9, 1x1 output rows', transposed: false, B: 3, CI: 4, IH: 9, IW: 9, CO: 9, KH: 3, KW: 3, stride: 2 },
-  { name: '1x1 s2 on odd 5x7 (taps skip rows)', transposed: false, B: 2, CI: 6, IH: 5, IW: 7, CO: 4, KH: 1, KW: 1, stride: 2 },
-  { name: '1x1, Cin 5 (channel tail), 20 rows', transposed: false, B: 2, CI: 5, IH: 3, IW: 5, CO: 20, KH: 1, KW: 1 },
-  { name: 'k7 on 1x1 input, p3', transposed: false, B: 2, CI: 3, IH: 1, IW: 1, CO: 3, KH: 7, KW: 7, padding: 3 },
-  { name: 'T k4 s2 p1 op1, 5x3 -> 11x7, Cin 3 Cout 1', transposed: true, B: 2, CI: 3, IH: 5, IW: 3, CO: 1, KH: 4, KW: 4, stride: 2, padding: 1, outputPadding: 1 },
-  { name: 'T k3 s2 p1 op1, Cout 17', transposed: true, B: 2, CI: 4, IH: 4, IW: 4, CO: 17, KH: 3, KW: 3, stride: 2, padding: 1, outputPadding: 1 },
-  { name: 'T k3 s1 p0, odd 5x7, Cin 1', transposed: true, B: 2, CI: 1, IH: 5, IW: 7, CO: 3, KH: 3, KW: 3 },
-  { name: 'T k1 s2 (phases with no taps)', transposed: true, B: 2, CI: 3, IH: 3, IW: 4, CO: 2, KH: 1, KW: 1, stride: 2, outputPadding: 1 },
-  { name: 'T k5x2 s3x2 p1x0 op2x1', transposed: true, B: 1, CI: 2, IH: 3, IW: 4, CO: 5, KH: 5, KW: 2, stride: [3, 2], padding: [1, 0], outputPadding: [2, 1], relu: true },
-  { name: '1x1, Cin 12, Cout 7 (input gradient: row quads, channel tail)', transposed: false, B: 2, CI: 12, IH: 5, IW: 6, CO: 7, KH: 1, KW: 1 },
-  { name: '1x1, Cin 8, Cout 16 (weights read as stored)', transposed: false, B: 2, CI: 8, IH: 3, IW: 8, CO: 16, KH: 1, KW: 1 },
-  { name: '1x1 s2, Cin 8, Cout 7 on 7x5 (phases no tap reaches)', transposed: false, B: 2, CI: 8, IH: 7, IW: 5, CO: 7, KH: 1, KW: 1, stride: 2 },
-  { name: 'k2x8 p0x1 on 3x9 (weight gradient: two whole tap vec4s per kernel row)', transposed: false, B: 1, CI: 2, IH: 3, IW: 9, CO: 3, KH: 2, KW: 8, padding: [0, 1] },
-];
 
 t.test('seed model layers at batch 2 match float64 (forward, input, weight and bias gradients)', async (t) => {
   for (const [i, c] of SEED.entries()) {
@@ -179,19 +73,7 @@ t.test('awkward shapes match float64', async (t) => {
   }
 });
 
-/**
- * A seed layer with its spatial size cut down for finite differences: channels, kernel, stride
- * and padding kept, and maps still 8 wide on the strided side so the same kernel variants run as
- * at full size. Without its ReLU: with thousands of outputs, f32 rounding of the loss and
- * pre-activations crossing 0 swamp central differences; the fused ReLU's gradient is checked
- * exactly against float64 above and by finite differences on a small awkward case.
- */
-function small(c: Case): Case {
-  const n = c.stride === 2 && !c.transposed ? 16 : 8;
-  return { ...c, IH: n, IW: n, relu: false, name: c.name.replace(' + relu', '') };
-}
-
-async function gradcheckCase(t: TestLike, c: Case, seed: number, label: string): Promise<void> {
+async function gradcheckCase(t: TestLike, c: ConvCase, seed: number, label: string): Promise<void> {
   const d = makeData(c, seed);
   const inputs = [
     { data: d.x, shape: [c.B, c.CI, c.IH, c.IW] },
@@ -201,7 +83,7 @@ async function gradcheckCase(t: TestLike, c: Case, seed: number, label: string):
   // Linear in each input, so central differences are exact for any step up to rounding: a large
   // step keeps each element's perturbation (the direction is normalised over up to ~30k
   // elements) far above f32 resolution. With a fused ReLU, a small step to stay off its kink.
-  const fails = await gradcheck(([x, w, b]) => apply(c, x, w, b ?? null), inputs, { eps: c.relu ? 1e-2 : 0.5, rtol: 1e-2, atol: 1e-3, seed });
+  const fails = await gradcheck(([x, w, b]) => applyConv(c, x, w, b ?? null), inputs, { eps: c.relu ? 1e-2 : 0.5, rtol: 1e-2, atol: 1e-3, seed });
   t.same(fails, [], label);
 }
 
@@ -230,7 +112,7 @@ t.test('both schedules agree; weight gradients are deterministic', { skip: noBro
 });
 
 /** The reg forward (no bias) and input gradient (of dy = y) of conv case c, with `setting` in force while they run. */
-async function regFwdDgradWith(setting: Partial<Flags>, c: Case, d: ReturnType<typeof makeData>): Promise<Float32Array> {
+async function regFwdDgradWith(setting: Partial<Flags>, c: ConvCase, d: ReturnType<typeof makeData>): Promise<Float32Array> {
   const x = tensor(d.x, [c.B, c.CI, c.IH, c.IW]);
   const w = tensor(d.w, wShape(c));
   return withFlags(setting, async () => {
@@ -300,12 +182,12 @@ t.test('reg weight gradients read through textures equal those read from storage
 t.test('reg kernels without subgroup broadcast (each lane loads its weights or rows of A) give the broadcast results, bitwise', { skip: broadcast ? false : 'this device has no subgroups of 8 to compare with' }, async (t) => {
   // The kernels SwiftShader and devices without subgroups run, checked here against the kernels
   // the float64 tests above check: every seed layer (reduced) and awkward shape, forward and input gradient.
-  const run = (c: Case, d: Data, convBroadcast: boolean) =>
+  const run = (c: ConvCase, d: ConvData, convBroadcast: boolean) =>
     withFlags({ convSchedule: 'reg', convBroadcast }, async () => {
       const x = tensor(d.x, [c.B, c.CI, c.IH, c.IW]).requireGrad();
       const w = tensor(d.w, wShape(c)).requireGrad();
       const b = d.b ? tensor(d.b, [c.CO]) : null;
-      const y = apply(c, x, w, b);
+      const y = applyConv(c, x, w, b);
       const dy = tensor(d.dy, d.yShape);
       backward(y, { grad: dy });
       const parts = [await y.read(), await x.grad!.read(), await w.grad!.read()] as Float32Array[];

@@ -6,50 +6,16 @@ import { assertClose, gradcheck, gpu, assertBitwise } from './helpers.js';
 import { Rng } from '../engine/random.js';
 import { flags, parseFlags, setFlags, withFlags } from '../engine/flags.js';
 import { type Tensor, tensor, zeros } from '../engine/tensor.js';
-import { type MatmulOptions, type MatmulSchedule, matmul, matmulSchedule, sumRows } from '../engine/matmul.js';
+import { type MatmulSchedule, matmul, matmulSchedule, sumRows } from '../engine/matmul.js';
 import { refMatmul } from './ref/matmul.js';
+import { MATMUL_CASES, matmulTol, type MatmulCase } from './cases/matmul.js';
 
 const r = await gpu(t);
 const rng = new Rng(20240611);
 const rand = (n: number) => rng.uniformArray(n, -1, 1);
 const size = (s: readonly number[]) => s.reduce((x, y) => x * y, 1);
 
-/**
- * Tolerance: inputs are uniform in [-1, 1], so |each product| <= 1 and the f32 rounding error
- * of a K-term sum stays below about K * eps; we allow 4 K eps (eps = 2^-23) plus rtol 1e-5.
- */
-const tolFor = (K: number) => ({ rtol: 1e-5, atol: 4 * Math.max(K, 1) * 2 ** -23 });
-
-interface Case {
-  name: string;
-  a: number[];
-  b: number[];
-  opts?: Omit<MatmulOptions, 'bias'> & { bias?: boolean };
-}
-
-const cases: Case[] = [
-  { name: '1x1x1', a: [1, 1], b: [1, 1] },
-  { name: 'primes 7x13x5', a: [7, 13], b: [13, 5] },
-  { name: '65x33x17', a: [65, 33], b: [33, 17] },
-  { name: 'tall-skinny [1000,3] x [3,5]', a: [1000, 3], b: [3, 5] },
-  { name: 'multi-tile 70x40x132 (N % 4 == 0)', a: [70, 40], b: [40, 132] },
-  { name: 'batched [3,17,9] x [3,9,11]', a: [3, 17, 9], b: [3, 9, 11] },
-  { name: 'many batches [40,3,5] x [40,5,2]', a: [40, 3, 5], b: [40, 5, 2] },
-  { name: 'broadcast B [2,5,6] x [6,4]', a: [2, 5, 6], b: [6, 4] },
-  { name: 'broadcast A [5,6] x [2,6,4]', a: [5, 6], b: [2, 6, 4] },
-  { name: 'suffix broadcast [2,3,4,5] x [3,5,6]', a: [2, 3, 4, 5], b: [3, 5, 6] },
-  { name: 'leading-1 batch [1,4,5] x [3,5,7]', a: [1, 4, 5], b: [3, 5, 7] },
-  { name: 'transA [13,7]^T x [13,5]', a: [13, 7], b: [13, 5], opts: { transA: true } },
-  { name: 'transB [7,13] x [5,13]^T', a: [7, 13], b: [5, 13], opts: { transB: true } },
-  { name: 'transB, N % 4 == 0: [9,13] x [8,13]^T', a: [9, 13], b: [8, 13], opts: { transB: true } },
-  { name: 'transA+transB batched [3,13,7]^T x [3,12,13]^T', a: [3, 13, 7], b: [3, 12, 13], opts: { transA: true, transB: true } },
-  { name: 'bias+relu 70x40x130', a: [70, 40], b: [40, 130], opts: { bias: true, activation: 'relu' } },
-  { name: 'bias+relu 33x20x64 batched', a: [2, 33, 20], b: [20, 64], opts: { bias: true, activation: 'relu' } },
-  { name: 'bias only, transB [11,6] x [9,6]^T', a: [11, 6], b: [9, 6], opts: { bias: true, transB: true } },
-  { name: 'K = 0 with bias', a: [3, 0], b: [0, 4], opts: { bias: true } },
-];
-
-async function checkCase(tt: Test, c: Case, schedule: MatmulSchedule) {
+async function checkCase(tt: Test, c: MatmulCase, schedule: MatmulSchedule) {
   const ad = rand(size(c.a));
   const bd = rand(size(c.b));
   const opts = c.opts ?? {};
@@ -61,7 +27,7 @@ async function checkCase(tt: Test, c: Case, schedule: MatmulSchedule) {
   const out = matmul(a, b, { ...opts, bias, schedule });
   const ref = refMatmul(ad, c.a, bd, c.b, { transA: opts.transA, transB: opts.transB, bias: biasData, relu: opts.activation === 'relu' });
   tt.same(out.shape, ref.shape, `${c.name}: shape`);
-  assertClose(tt, await out.read(), ref.data, tolFor(ref.K), `${c.name} (${schedule})`);
+  assertClose(tt, await out.read(), ref.data, matmulTol(ref.K), `${c.name} (${schedule})`);
   for (const x of [a, b, bias, out]) x?.dispose();
 }
 
@@ -78,14 +44,14 @@ t.test('the device picks a schedule; flag matmulSchedule (VQ_MATMUL_SCHEDULE) ov
 
 for (const schedule of ['reg', 'smem'] as const) {
   t.test(`forward, ${schedule} schedule, against float64`, async (t) => {
-    for (const c of cases) await checkCase(t, c, schedule);
+    for (const c of MATMUL_CASES) await checkCase(t, c, schedule);
   });
 }
 
 t.test('forward, reg schedule without subgroup sharing', async (t) => {
   await withFlags({ matmulSubgroups: false }, async () => {
     // one case per load/store variant: scalar B and output, vec4 B and output
-    for (const c of cases.filter((c) => /primes|multi-tile/.test(c.name))) {
+    for (const c of MATMUL_CASES.filter((c) => /primes|multi-tile/.test(c.name))) {
       await checkCase(t, c, 'reg');
     }
   });

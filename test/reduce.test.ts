@@ -7,25 +7,11 @@ import { type Tensor, full, share, tensor } from '../engine/tensor.js';
 import * as R from '../engine/reduce.js';
 import { refExpand, size, values, type Shape } from './ref/elementwise.js';
 import { refArg, refSum } from './ref/reduce.js';
+import { ARG_CASES, SUM_CASES, type Axes } from './cases/reduce.js';
 
 await gpu(t);
 
 const read = async (x: Tensor) => Float64Array.from(await x.read());
-
-type Axes = number | number[] | undefined;
-// shape, axis sets: scalars, size-1 dims, primes, non-contiguous sets, negative axes, and axes
-// long enough for several passes (1031 rows > 128 per invocation, with inner 1 and 3)
-const SUM_CASES: [Shape, Axes[]][] = [
-  [[], [undefined, []]],
-  [[1], [undefined, 0, []]],
-  [[7], [undefined, 0, -1]],
-  [[3, 5, 1], [undefined, 0, 1, 2, [0, 2], [1, 2], [0, 1], -2]],
-  [[2, 3, 4, 5], [[0, 2], [1, 3], [0, 1, 3], [0, 2, 3], [3, 0], [2]]],
-  [[7, 1031, 3], [1, [0, 1], 2]],
-  [[3, 127, 5], [1]],
-  [[7219], [0]],
-  [[2, 1, 3, 1, 2], [[1, 3], [0, 2, 4], [0, 1]]],
-];
 
 t.test('sum and mean match float64 over every kind of axis set', async (t) => {
   let seed = 1;
@@ -96,16 +82,6 @@ t.test('empty tensors and empty axes', async (t) => {
   t.same(R.sum(e, 1).shape, [0], 'nothing to reduce into');
   t.throws(() => R.max(e, 0), /max: cannot reduce an empty axis of Tensor #\d+ f32\[0, 3\]/);
 });
-
-const ARG_CASES: [Shape, (number | undefined)[]][] = [
-  [[], [undefined]],
-  [[1], [0, undefined]],
-  [[7], [0, -1]],
-  [[3, 5, 1], [0, 1, 2, undefined]],
-  [[2, 3, 4], [-1, 1]],
-  [[5, 1031, 3], [1, 0]],
-  [[70001], [0]],
-];
 
 t.test('max, argmax and argmin match float64, with ties to the lowest index', async (t) => {
   let seed = 100;

@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap';
 import { assertClose, compare, gpu, gradcheck, assertBitwise } from './helpers.js';
 import { checkNearest, refNearest, refVqLoss, sqdist } from './ref/vq.js';
+import { NEAREST_D, NEAREST_K, SEGMENT_CASES, TIE_CASES, nearestVariants, subgroupsOf8, vqData } from './cases/vq.js';
 import { Rng } from '../engine/random.js';
 import { parseFlags, withFlags } from '../engine/flags.js';
 import { backward } from '../engine/autograd.js';
@@ -21,14 +22,8 @@ import {
 
 const r = await gpu(t);
 const SCHEDULES: VqSchedule[] = ['reg', 'smem'];
-// The nearest-code kernels: reg with and (where the device has 8-lane subgroups) without
-// subgroup-shared codebook loads, and smem.
-const sg8 = r.caps.subgroups && r.caps.subgroupMinSize === 8 && r.caps.subgroupMaxSize === 8;
-const VARIANTS: { name: string; schedule: VqSchedule; subgroups?: boolean }[] = [
-  ...(sg8 ? [{ name: 'reg+subgroups', schedule: 'reg' as const, subgroups: true }] : []),
-  { name: 'reg', schedule: 'reg', subgroups: false },
-  { name: 'smem', schedule: 'smem' },
-];
+const sg8 = subgroupsOf8(r.caps);
+const VARIANTS = nearestVariants(r.caps);
 
 const f32 = async (x: Tensor) => Float32Array.from((await x.read()) as Float32Array);
 const u32 = async (x: Tensor) => Uint32Array.from((await x.read()) as Uint32Array);
@@ -46,8 +41,8 @@ t.test('schedule: default by device, flag vqSchedule (VQ_VQ_SCHEDULE) overrides,
 
 t.test('nearestCode matches float64 for K in {1,7,128,512,4099} x D in {1,3,64}, every kernel', async (t) => {
   const rng = new Rng(11);
-  for (const k of [1, 7, 128, 512, 4099]) {
-    for (const d of [1, 3, 64]) {
+  for (const k of NEAREST_K) {
+    for (const d of NEAREST_D) {
       // N is a prime (not a multiple of any tile) and big enough for several workgroups; the
       // big codebook gets fewer rows to keep the float64 reference quick.
       const n = k === 4099 ? 131 : d === 1 ? 1031 : 389;
@@ -99,20 +94,9 @@ t.test('nearestCode at the limits the issue names: K = 8192, D = 256', async (t)
 
 t.test('exact ties go to the lowest index (duplicate codebook rows), every kernel', async (t) => {
   const rng = new Rng(5);
-  for (const [k, d] of [
-    [37, 5],
-    [200, 64],
-    [4099, 64],
-  ]) {
+  for (const { k, d, pairs } of TIE_CASES) {
     const ed = rng.uniformArray(k * d, -1, 1);
-    // Later rows repeat earlier ones, including pairs far apart (other tiles / threads).
     const dupOf = new Map<number, number>();
-    const pairs: [number, number][] =
-      k === 37
-        ? [[3, 20], [3, 36], [0, 21], [7, 8], [10, 30]]
-        : k === 200 // codebook in a uniform array with subgroups; pairs in one and in different steps of 8
-          ? [[5, 150], [70, 71], [8, 199], [1, 9], [100, 180], [100, 101]]
-          : [[5, 4000], [70, 2100], [70, 4098], [1, 64], [2047, 2048], [130, 131]];
     for (const [src, dst] of pairs) {
       ed.copyWithin(dst * d, src * d, src * d + d);
       dupOf.set(dst, src);
@@ -173,14 +157,7 @@ t.test('nearestCode: empty batch, norms, clear errors', async (t) => {
 
 t.test('segmentSum matches float64, repeats exactly, and handles a collapsed codebook', async (t) => {
   const rng = new Rng(3);
-  for (const [n, k, collapsed] of [
-    [1, 1, false],
-    [5, 1, false],
-    [1000, 7, false],
-    [1037, 4099, false],
-    [3000, 3, false],
-    [5000, 512, true], // every row on one code: spread over segments, not one thread
-  ] as [number, number, boolean][]) {
+  for (const [n, k, collapsed] of SEGMENT_CASES) {
     // skewed codes, several of them unused
     const idx = Uint32Array.from({ length: n }, () => (collapsed ? 300 : Math.min(k - 1, Math.floor(rng.next() ** 2 * k))));
     const it = tensor(idx, [n], 'u32');
@@ -206,17 +183,6 @@ t.test('segmentSum matches float64, repeats exactly, and handles a collapsed cod
 });
 
 // ---- Quantisation, losses and gradients.
-
-/** Codebook and z with clear margins: each z row is a code plus small noise. */
-function vqData(rng: Rng, n: number, k: number, d: number) {
-  const ed = rng.normalArray(k * d, 0, 1);
-  const zd = new Float32Array(n * d);
-  for (let i = 0; i < n; i++) {
-    const j = rng.int(k);
-    for (let c = 0; c < d; c++) zd[i * d + c] = ed[j * d + c] + 0.1 * rng.normal();
-  }
-  return { ed, zd };
-}
 
 interface Grads {
   dz: ArrayLike<number> | null;

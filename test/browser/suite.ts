@@ -14,9 +14,7 @@ import {
   init,
   matmul,
   memory,
-  mseLoss,
   nearestCode,
-  randn,
   rt,
   segmentSum,
   sumRows,
@@ -28,11 +26,16 @@ import {
 import { compare, gradcheck, sumTolerance, type Tolerance } from '../check.js';
 import { refBinary, refExpand, refOps, refUnary, size, values, type Shape } from '../ref/elementwise.js';
 import { refArg, refSum } from '../ref/reduce.js';
-import { convOut, convTOut, refConv2d, refConv2dGrads, refConvT2d, refConvT2dGrads, type RefConv, type RefConvT } from '../ref/conv.js';
 import { checkNearest, refNearest, refVqLoss, sqdist } from '../ref/vq.js';
 import { refMatmul } from '../ref/matmul.js';
 import { refCrossEntropy } from '../ref/cross_entropy.js';
 import { RefAdamParam } from '../ref/optim.js';
+import { BINARY, PAIRS, SHAPES, UNARY, awayFrom, type BinaryName, type UnaryName } from '../cases/elementwise.js';
+import { ARG_CASES, SUM_CASES, type Axes } from '../cases/reduce.js';
+import { MATMUL_CASES, matmulTol } from '../cases/matmul.js';
+import { AWKWARD, SEED, applyConv, makeData, reference, small, wShape, type ConvCase } from '../cases/conv.js';
+import { NEAREST_D, NEAREST_K, SEGMENT_CASES, TIE_CASES, nearestVariants, vqData } from '../cases/vq.js';
+import { trainSmallMlp } from '../cases/leak.js';
 
 export interface Result {
   name: string;
@@ -84,6 +87,12 @@ function throws(name: string, fn: () => unknown, re: RegExp): void {
   }
 }
 
+/** `cases` less those named; each name must be there, so a renamed case cannot slip back in. */
+function omit<T extends { name: string }>(cases: T[], names: string[]): T[] {
+  for (const n of names) if (!cases.some((c) => c.name === n)) throw new Error(`no case named '${n}'`);
+  return cases.filter((c) => !names.includes(c.name));
+}
+
 async function noFailures(name: string, failures: Promise<string[]>): Promise<void> {
   const f = await failures;
   record(name, f.length === 0, f.join('; '));
@@ -94,57 +103,8 @@ const u32 = async (x: Tensor) => Uint32Array.from((await x.read()) as Uint32Arra
 const f32 = async (x: Tensor) => Float32Array.from((await x.read()) as Float32Array);
 
 // ---------------------------------------------------------------------------------------------
-// Elementwise (test/elementwise.test.ts)
-
-const SHAPES: Shape[] = [[], [1], [7], [3, 5, 1], [2, 3, 4], [1031]];
-
-type UnaryName = keyof typeof refOps;
-const UNARY: Record<UnaryName, { low: number; high: number; rtol: number; atol: number }> = {
-  relu: { low: -3, high: 3, rtol: 0, atol: 0 },
-  neg: { low: -3, high: 3, rtol: 0, atol: 0 },
-  abs: { low: -3, high: 3, rtol: 0, atol: 0 },
-  square: { low: -3, high: 3, rtol: 6e-8, atol: 0 },
-  exp: { low: -20, high: 20, rtol: 4e-6, atol: 0 },
-  log: { low: 1e-6, high: 1e4, rtol: 2e-6, atol: 1e-6 },
-  sqrt: { low: 0, high: 1e4, rtol: 3e-7, atol: 0 },
-  tanh: { low: -12, high: 12, rtol: 2e-6, atol: 0 },
-  sigmoid: { low: -30, high: 30, rtol: 4e-6, atol: 0 },
-};
-
-type BinaryName = 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum';
-const BINARY: Record<BinaryName, (a: number, b: number) => number> = {
-  add: (a, b) => a + b,
-  sub: (a, b) => a - b,
-  mul: (a, b) => a * b,
-  div: (a, b) => a / b,
-  maximum: Math.max,
-  minimum: Math.min,
-};
-
-// The Node test's list, whole: each pair's seeds come from its position.
-const PAIRS: [Shape, Shape][] = [
-  [[7], [7]],
-  [[2, 3, 4], [2, 3, 4]],
-  [[], []],
-  [[2, 1, 4], [3, 1]],
-  [[3, 1], [2, 1, 4]],
-  [[3, 5, 1], [5, 7]],
-  [[], [7]],
-  [[1], [3, 5, 1]],
-  [[1031], [1]],
-  [[4, 1, 3, 1, 2], [5, 3, 1, 1]],
-  [[2, 1, 2, 1, 2, 1, 2], [1, 3, 1, 3, 1, 3, 1]],
-  [[1, 37], [33, 1]],
-];
-
-/** Values in [low, high) kept at least `gap` away from every point in `avoid` (kinks, poles). */
-function awayFrom(n: number, seed: number, low: number, high: number, avoid: number[], gap = 0.05): Float32Array {
-  const v = values(n, seed, low, high);
-  for (let i = 0; i < n; i++) {
-    for (const p of avoid) if (Math.abs(v[i] - p) < gap) v[i] = p + (v[i] >= p ? gap : -gap);
-  }
-  return v;
-}
+// Elementwise (test/elementwise.test.ts), on the Node test's tables (test/cases/elementwise.ts),
+// whole: seeds come from positions in them, so the data are the same.
 
 async function elementwise(): Promise<void> {
   for (const [name, spec] of Object.entries(UNARY) as [UnaryName, (typeof UNARY)[UnaryName]][]) {
@@ -229,31 +189,8 @@ async function elementwise(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reductions (test/reduce.test.ts)
-
-type Axes = number | number[] | undefined;
-// The Node test's lists, whole: each case's seed is its position, so the data are the same.
-const SUM_CASES: [Shape, Axes[]][] = [
-  [[], [undefined, []]],
-  [[1], [undefined, 0, []]],
-  [[7], [undefined, 0, -1]],
-  [[3, 5, 1], [undefined, 0, 1, 2, [0, 2], [1, 2], [0, 1], -2]],
-  [[2, 3, 4, 5], [[0, 2], [1, 3], [0, 1, 3], [0, 2, 3], [3, 0], [2]]],
-  [[7, 1031, 3], [1, [0, 1], 2]],
-  [[3, 127, 5], [1]],
-  [[7219], [0]],
-  [[2, 1, 3, 1, 2], [[1, 3], [0, 2, 4], [0, 1]]],
-];
-
-const ARG_CASES: [Shape, (number | undefined)[]][] = [
-  [[], [undefined]],
-  [[1], [0, undefined]],
-  [[7], [0, -1]],
-  [[3, 5, 1], [0, 1, 2, undefined]],
-  [[2, 3, 4], [-1, 1]],
-  [[5, 1031, 3], [1, 0]],
-  [[70001], [0]],
-];
+// Reductions (test/reduce.test.ts), on the Node test's lists (test/cases/reduce.ts), whole: each
+// case's seed is its position, so the data are the same.
 
 async function reductions(): Promise<void> {
   let seed = 1;
@@ -323,39 +260,31 @@ async function reductions(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Matmul (test/matmul.test.ts)
 
-const matmulTol = (K: number) => ({ rtol: 1e-5, atol: 4 * Math.max(K, 1) * 2 ** -23 });
-
-const MATMUL_CASES: { name: string; a: number[]; b: number[]; transA?: boolean; transB?: boolean; bias?: boolean; relu?: boolean }[] = [
-  { name: '1x1x1', a: [1, 1], b: [1, 1] },
-  { name: 'primes 7x13x5', a: [7, 13], b: [13, 5] },
-  { name: '65x33x17', a: [65, 33], b: [33, 17] },
-  { name: 'tall-skinny [1000,3] x [3,5]', a: [1000, 3], b: [3, 5] },
-  { name: 'multi-tile 70x40x132', a: [70, 40], b: [40, 132] },
-  { name: 'batched [3,17,9] x [3,9,11]', a: [3, 17, 9], b: [3, 9, 11] },
-  { name: 'broadcast B [2,5,6] x [6,4]', a: [2, 5, 6], b: [6, 4] },
-  { name: 'broadcast A [5,6] x [2,6,4]', a: [5, 6], b: [2, 6, 4] },
-  { name: 'suffix broadcast [2,3,4,5] x [3,5,6]', a: [2, 3, 4, 5], b: [3, 5, 6] },
-  { name: 'transA [13,7]^T x [13,5]', a: [13, 7], b: [13, 5], transA: true },
-  { name: 'transB, N % 4 == 0: [9,13] x [8,13]^T', a: [9, 13], b: [8, 13], transB: true },
-  { name: 'transA+transB batched', a: [3, 13, 7], b: [3, 12, 13], transA: true, transB: true },
-  { name: 'bias+relu 70x40x130', a: [70, 40], b: [40, 130], bias: true, relu: true },
-  { name: 'K = 0 with bias', a: [3, 0], b: [0, 4], bias: true },
+/** The Node test's cases less a few, in its order (each draws its data from one Rng in turn). */
+const MATMUL_SKIPPED = [
+  'many batches [40,3,5] x [40,5,2]',
+  'leading-1 batch [1,4,5] x [3,5,7]',
+  'transB [7,13] x [5,13]^T',
+  'bias+relu 33x20x64 batched',
+  'bias only, transB [11,6] x [9,6]^T',
 ];
+const MATMUL_BROWSER = omit(MATMUL_CASES, MATMUL_SKIPPED);
 
 async function matmuls(): Promise<void> {
   const rng = new Rng(20240611);
   const rand = (n: number) => rng.uniformArray(n, -1, 1);
   for (const schedule of ['reg', 'smem'] as const) {
-    for (const c of MATMUL_CASES) {
+    for (const c of MATMUL_BROWSER) {
       const ad = rand(size(c.a));
       const bd = rand(size(c.b));
-      const N = c.transB ? c.b[c.b.length - 2] : c.b[c.b.length - 1];
-      const biasData = c.bias ? rand(N) : undefined;
+      const opts = c.opts ?? {};
+      const N = opts.transB ? c.b[c.b.length - 2] : c.b[c.b.length - 1];
+      const biasData = opts.bias ? rand(N) : undefined;
       const a = tensor(ad, c.a);
       const b = tensor(bd, c.b);
       const bias = biasData ? tensor(biasData, [N]) : null;
-      const out = matmul(a, b, { transA: c.transA, transB: c.transB, bias, activation: c.relu ? 'relu' : undefined, schedule });
-      const ref = refMatmul(ad, c.a, bd, c.b, { transA: c.transA, transB: c.transB, bias: biasData, relu: c.relu });
+      const out = matmul(a, b, { ...opts, bias, schedule });
+      const ref = refMatmul(ad, c.a, bd, c.b, { transA: opts.transA, transB: opts.transB, bias: biasData, relu: opts.activation === 'relu' });
       same(`matmul ${schedule}: ${c.name}: shape`, out.shape, ref.shape);
       close(`matmul ${schedule}: ${c.name}`, await out.read(), ref.data, matmulTol(ref.K));
       for (const x of [a, b, bias, out]) x?.dispose();
@@ -383,83 +312,16 @@ async function matmuls(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Convolutions (test/conv.test.ts)
 
-interface ConvCase {
-  name: string;
-  transposed: boolean;
-  B: number;
-  CI: number;
-  IH: number;
-  IW: number;
-  CO: number;
-  KH: number;
-  KW: number;
-  stride?: number | [number, number];
-  padding?: number | [number, number];
-  outputPadding?: number | [number, number];
-  bias?: boolean;
-  relu?: boolean;
-}
-
-// The Node test's awkward shapes, whole: each case's seeds come from its position.
-const AWKWARD: ConvCase[] = [
-  { name: 'odd 7x5, Cin 1, Cout 3, k3 p1', transposed: false, B: 2, CI: 1, IH: 7, IW: 5, CO: 3, KH: 3, KW: 3, padding: 1 },
-  { name: 'Cin 3, Cout 1, k4 s2 p1 on 9x11', transposed: false, B: 2, CI: 3, IH: 9, IW: 11, CO: 1, KH: 4, KW: 4, stride: 2, padding: 1 },
-  { name: 'kernel 5x5 wider than 3x4 input (p1)', transposed: false, B: 2, CI: 2, IH: 3, IW: 4, CO: 5, KH: 5, KW: 5, padding: 1 },
-  { name: 'k6x2 s3x1 p2x0 on 11x6', transposed: false, B: 1, CI: 5, IH: 11, IW: 6, CO: 7, KH: 6, KW: 2, stride: [3, 1], padding: [2, 0] },
-  { name: 'k3 s2 p0 odd 9x9', transposed: false, B: 3, CI: 4, IH: 9, IW: 9, CO: 9, KH: 3, KW: 3, stride: 2 },
-  { name: '1x1 s2 on odd 5x7', transposed: false, B: 2, CI: 6, IH: 5, IW: 7, CO: 4, KH: 1, KW: 1, stride: 2 },
-  { name: '1x1, Cin 5, 20 rows', transposed: false, B: 2, CI: 5, IH: 3, IW: 5, CO: 20, KH: 1, KW: 1 },
-  { name: 'k7 on 1x1 input, p3', transposed: false, B: 2, CI: 3, IH: 1, IW: 1, CO: 3, KH: 7, KW: 7, padding: 3 },
-  { name: 'T k4 s2 p1 op1, 5x3 -> 11x7', transposed: true, B: 2, CI: 3, IH: 5, IW: 3, CO: 1, KH: 4, KW: 4, stride: 2, padding: 1, outputPadding: 1 },
-  { name: 'T k3 s2 p1 op1, Cout 17', transposed: true, B: 2, CI: 4, IH: 4, IW: 4, CO: 17, KH: 3, KW: 3, stride: 2, padding: 1, outputPadding: 1 },
-  { name: 'T k3 s1 p0, odd 5x7, Cin 1', transposed: true, B: 2, CI: 1, IH: 5, IW: 7, CO: 3, KH: 3, KW: 3 },
-  { name: 'T k1 s2 (phases with no taps)', transposed: true, B: 2, CI: 3, IH: 3, IW: 4, CO: 2, KH: 1, KW: 1, stride: 2, outputPadding: 1 },
-  { name: 'T k5x2 s3x2 p1x0 op2x1 + relu', transposed: true, B: 1, CI: 2, IH: 3, IW: 4, CO: 5, KH: 5, KW: 2, stride: [3, 2], padding: [1, 0], outputPadding: [2, 1], relu: true },
-  { name: '1x1, Cin 12, Cout 7', transposed: false, B: 2, CI: 12, IH: 5, IW: 6, CO: 7, KH: 1, KW: 1 },
-  { name: '1x1, Cin 8, Cout 16', transposed: false, B: 2, CI: 8, IH: 3, IW: 8, CO: 16, KH: 1, KW: 1 },
-  { name: '1x1 s2, Cin 8, Cout 7 on 7x5', transposed: false, B: 2, CI: 8, IH: 7, IW: 5, CO: 7, KH: 1, KW: 1, stride: 2 },
-  { name: 'k2x8 p0x1 on 3x9', transposed: false, B: 1, CI: 2, IH: 3, IW: 9, CO: 3, KH: 2, KW: 8, padding: [0, 1] },
-];
-
-/** Seed model layers with their spatial size cut down (channels, kernel, stride, padding kept). */
-const SEED_SMALL: ConvCase[] = [
-  { name: 'enc conv1 3->64 k4 s2 p1 + relu, 16x16', transposed: false, B: 2, CI: 3, IH: 16, IW: 16, CO: 64, KH: 4, KW: 4, stride: 2, padding: 1, relu: true },
-  { name: 'enc conv2 64->128 k4 s2 p1, 16x16', transposed: false, B: 2, CI: 64, IH: 16, IW: 16, CO: 128, KH: 4, KW: 4, stride: 2, padding: 1 },
-  { name: 'residual 3x3 128->32 p1, no bias, + relu, 8x8', transposed: false, B: 2, CI: 128, IH: 8, IW: 8, CO: 32, KH: 3, KW: 3, padding: 1, bias: false, relu: true },
-  { name: 'residual 1x1 32->128, no bias, 8x8', transposed: false, B: 2, CI: 32, IH: 8, IW: 8, CO: 128, KH: 1, KW: 1, bias: false },
-  { name: 'dec convT1 128->64 k4 s2 p1 + relu, 8x8', transposed: true, B: 2, CI: 128, IH: 8, IW: 8, CO: 64, KH: 4, KW: 4, stride: 2, padding: 1, relu: true },
-  { name: 'dec convT2 64->3 k4 s2 p1, 8x8', transposed: true, B: 2, CI: 64, IH: 8, IW: 8, CO: 3, KH: 4, KW: 4, stride: 2, padding: 1 },
-];
-
-const pair = (v: number | [number, number] | undefined, d: number): [number, number] => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v);
-const convRand = (n: number, seed: number, scale = 1) => new Rng(seed).uniformArray(n, -scale, scale);
-const wShape = (c: ConvCase) => (c.transposed ? [c.CI, c.CO, c.KH, c.KW] : [c.CO, c.CI, c.KH, c.KW]);
-
-function refGeom(c: ConvCase): RefConvT {
-  const [sy, sx] = pair(c.stride, 1);
-  const [py, px] = pair(c.padding, 0);
-  const [oy, ox] = pair(c.outputPadding, 0);
-  return { B: c.B, CI: c.CI, IH: c.IH, IW: c.IW, CO: c.CO, KH: c.KH, KW: c.KW, sy, sx, py, px, oy, ox };
-}
-
-function convData(c: ConvCase, seed: number) {
-  const g = refGeom(c);
-  const [OH, OW] = c.transposed ? convTOut(g) : convOut(g);
-  const fan = (c.transposed ? c.CO : c.CI) * c.KH * c.KW;
-  const yShape = [c.B, c.CO, OH, OW];
-  return {
-    x: convRand(c.B * c.CI * c.IH * c.IW, seed),
-    w: convRand(c.CI * c.CO * c.KH * c.KW, seed + 1, 1 / Math.sqrt(fan)),
-    b: c.bias === false ? null : convRand(c.CO, seed + 2, 0.5),
-    dy: convRand(size(yShape), seed + 3),
-    yShape,
-  };
-}
-
-function applyConv(c: ConvCase, x: Tensor, w: Tensor, b: Tensor | null): Tensor {
-  const opts = { stride: c.stride, padding: c.padding, activation: c.relu ? ('relu' as const) : null };
-  return c.transposed ? E.convTranspose2d(x, w, b, { ...opts, outputPadding: c.outputPadding }) : E.conv2d(x, w, b, opts);
-}
+/**
+ * Six of the seed model's layers (test/cases/conv.ts) with their spatial size cut down as the
+ * Node test's gradient checks cut it (channels, kernel, stride and padding kept); they keep
+ * their ReLUs, except enc conv2.
+ */
+const SEED_SMALL: ConvCase[] = omit(SEED, ['enc conv3 128->128 k3 p1', 'pre-vq 1x1 128->64', 'dec conv1 64->128 k3 p1']).map((c) => {
+  const { IH, IW } = small(c);
+  const relu = c.relu && !c.name.startsWith('enc conv2');
+  return { ...c, IH, IW, relu, name: `${relu ? c.name : c.name.replace(' + relu', '')}, ${IH}x${IW}` };
+});
 
 /** f32 sums of products: an absolute tolerance scaled to the largest reference value. */
 function convClose(name: string, got: ArrayLike<number>, want: ArrayLike<number>): void {
@@ -469,31 +331,24 @@ function convClose(name: string, got: ArrayLike<number>, want: ArrayLike<number>
 }
 
 async function convCase(c: ConvCase, seed: number, label: string): Promise<void> {
-  const d = convData(c, seed);
-  const g = refGeom(c);
-  let yRef = c.transposed ? refConvT2d(d.x, d.w, d.b, g) : refConv2d(d.x, d.w, d.b, g as RefConv);
-  let dyRef: ArrayLike<number> = d.dy;
-  if (c.relu) {
-    yRef = yRef.map((v) => Math.max(v, 0));
-    dyRef = Float64Array.from(d.dy, (v, i) => (yRef[i] > 0 ? v : 0));
-  }
-  const grads = c.transposed ? refConvT2dGrads(d.x, d.w, dyRef, g) : refConv2dGrads(d.x, d.w, dyRef, g as RefConv);
+  const d = makeData(c, seed);
+  const ref = reference(c, d);
   const x = tensor(d.x, [c.B, c.CI, c.IH, c.IW]).requireGrad();
   const w = tensor(d.w, wShape(c)).requireGrad();
   const b = d.b ? tensor(d.b, [c.CO]).requireGrad() : null;
   const y = applyConv(c, x, w, b);
   same(`${label}: output shape`, y.shape, d.yShape);
-  convClose(`${label}: forward`, await y.read(), yRef);
+  convClose(`${label}: forward`, await y.read(), ref.y);
   const seedGrad = tensor(d.dy, d.yShape);
   backward(y, { grad: seedGrad });
-  convClose(`${label}: input gradient`, await x.grad!.read(), grads.dx);
-  convClose(`${label}: weight gradient`, await w.grad!.read(), grads.dw);
-  if (b) convClose(`${label}: bias gradient`, await b.grad!.read(), grads.db);
+  convClose(`${label}: input gradient`, await x.grad!.read(), ref.dx);
+  convClose(`${label}: weight gradient`, await w.grad!.read(), ref.dw);
+  if (b) convClose(`${label}: bias gradient`, await b.grad!.read(), ref.db);
   for (const v of [x, w, b, y, seedGrad, x.grad, w.grad, b?.grad]) v?.dispose();
 }
 
 async function convGradcheck(c: ConvCase, seed: number, label: string): Promise<void> {
-  const d = convData(c, seed);
+  const d = makeData(c, seed);
   const inputs = [{ data: d.x, shape: [c.B, c.CI, c.IH, c.IW] }, { data: d.w, shape: wShape(c) }, ...(d.b ? [{ data: d.b, shape: [c.CO] }] : [])];
   // linear in each input: a large step keeps perturbations far above f32 resolution
   await noFailures(label, gradcheck(([x, w, b]) => applyConv(c, x, w, b ?? null), inputs, { eps: c.relu ? 1e-2 : 0.5, rtol: 1e-2, atol: 1e-3, seed }));
@@ -507,6 +362,7 @@ async function convolutions(): Promise<void> {
   for (const s of schedules) {
     await withFlags({ convSchedule: s }, async () => {
       for (const [i, c] of SEED_SMALL.entries()) await convCase(c, 100 + 10 * i, `conv [${s}]: seed layer ${c.name}`);
+      // The Node test's awkward shapes, whole: each case's seeds come from its position.
       for (const [i, c] of AWKWARD.entries()) await convCase(c, 300 + 10 * i, `conv [${s}]: ${c.name}`);
       for (const i of [0, 2, 3, 8, 9, 12]) await convGradcheck(AWKWARD[i], 600 + i, `conv [${s}]: gradcheck ${AWKWARD[i].name}`);
       const layer = { ...SEED_SMALL[4], IH: 4, IW: 4, relu: false };
@@ -521,29 +377,14 @@ async function convolutions(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The vector quantiser (test/vq.test.ts)
-
-function vqData(rng: Rng, n: number, k: number, d: number) {
-  const ed = rng.normalArray(k * d, 0, 1);
-  const zd = new Float32Array(n * d);
-  for (let i = 0; i < n; i++) {
-    const j = rng.int(k);
-    for (let c = 0; c < d; c++) zd[i * d + c] = ed[j * d + c] + 0.1 * rng.normal();
-  }
-  return { ed, zd };
-}
+// The vector quantiser (test/vq.test.ts), on its cases (test/cases/vq.ts) with fewer rows, exact
+// ties without the largest codebook (K = 4099) and fewer segment sums
 
 async function quantiser(): Promise<void> {
-  const caps = rt().caps;
-  const sg8 = caps.subgroups && caps.subgroupMinSize === 8 && caps.subgroupMaxSize === 8;
-  const variants = [
-    ...(sg8 ? [{ name: 'reg+subgroups', schedule: 'reg' as const, subgroups: true }] : []),
-    { name: 'reg', schedule: 'reg' as const, subgroups: false },
-    { name: 'smem', schedule: 'smem' as const },
-  ];
+  const variants = nearestVariants(rt().caps);
   const rng = new Rng(11);
-  for (const k of [1, 7, 128, 512, 4099]) {
-    for (const d of [1, 3, 64]) {
+  for (const k of NEAREST_K) {
+    for (const d of NEAREST_D) {
       const n = k === 4099 ? 37 : d === 1 ? 1031 : 131;
       const zd = rng.uniformArray(n * d, -1, 1);
       const ed = rng.uniformArray(k * d, -1, 1);
@@ -564,10 +405,7 @@ async function quantiser(): Promise<void> {
     }
   }
   // exact ties: duplicated codebook rows go to the lowest index
-  for (const [k, d, pairs] of [
-    [37, 5, [[3, 20], [3, 36], [0, 21], [7, 8], [10, 30]]],
-    [200, 64, [[5, 150], [70, 71], [8, 199], [1, 9], [100, 180], [100, 101]]],
-  ] as [number, number, [number, number][]][]) {
+  for (const { k, d, pairs } of TIE_CASES.filter((c) => c.k !== 4099)) {
     const ed = rng.uniformArray(k * d, -1, 1);
     const dupOf = new Map<number, number>();
     for (const [src, dst] of pairs) {
@@ -599,7 +437,7 @@ async function quantiser(): Promise<void> {
     e.dispose();
   }
   // segment sums
-  for (const [n, k, collapsed] of [[5, 1, false], [1000, 7, false], [1037, 4099, false], [5000, 512, true]] as [number, number, boolean][]) {
+  for (const [n, k, collapsed] of SEGMENT_CASES.filter(([n]) => n !== 1 && n !== 3000)) {
     const idx = Uint32Array.from({ length: n }, () => (collapsed ? 300 : Math.min(k - 1, Math.floor(rng.next() ** 2 * k))));
     const it = tensor(idx, [n], 'u32');
     for (const d of [3, 4]) {
@@ -761,39 +599,11 @@ async function autograd(): Promise<void> {
 }
 
 async function leaks(): Promise<void> {
-  const r = rt();
-  const rng = new Rng(5);
-  const w1 = randn([16, 32], { rng, std: 0.3 }).requireGrad();
-  const b1 = randn([32], { rng, std: 0.1 }).requireGrad();
-  const w2 = randn([32, 16], { rng, std: 0.3 }).requireGrad();
-  const opt = new Adam([w1, b1, w2], { lr: 1e-2 });
-  let first = 0;
-  let last = 0;
-  let liveAfterWarmup = 0;
   const steps = 60; // 10 to warm the pool up, then 50 that must leave live memory flat
-  for (let i = 0; i < steps; i++) {
-    const loss = tidy(() => {
-      const x = randn([24, 16], { rng });
-      const l = mseLoss(matmul(E.relu(E.add(matmul(x, w1), b1)), w2), x);
-      backward(l);
-      return l;
-    });
-    opt.step();
-    opt.zeroGrad();
-    if (i === 0) first = await loss.item();
-    if (i === steps - 1) last = await loss.item();
-    loss.dispose();
-    if (i === 9) {
-      await r.sync();
-      liveAfterWarmup = memory().liveBytes;
-    }
-  }
-  await r.sync();
-  const live = memory().liveBytes;
+  const { first, last, liveAfterWarmup, live, dispose } = await trainSmallMlp(steps);
   record(`leak: live bytes flat over ${steps - 10} training steps`, live === liveAfterWarmup, `${liveAfterWarmup} -> ${live} bytes`);
   record('leak: the loss falls', last < first, `${first} -> ${last}`);
-  opt.dispose();
-  for (const p of [w1, b1, w2]) p.dispose();
+  dispose();
 }
 
 // ---------------------------------------------------------------------------------------------
