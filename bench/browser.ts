@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { assertBrowserClean, bundleForBrowser, launchChromium, runInPage, serveStatic } from '../scripts/browser.js';
 import { browserCases, STEP_CASE } from './browser_cases.js';
 import type { PageOptions, PageReport } from './browser_page.js';
-import { type BenchEntry, formatTable } from './harness.js';
+import { type BenchEntry, formatPlans, formatTable } from './harness.js';
 
 const PAGE = '<!doctype html><meta charset="utf-8"><title>vqvae-webgpu browser bench</title><link rel="icon" href="data:,"><p>the bench runs from bench/browser.ts</p>';
 /** Time limit for the whole page run: a hung case must not hold the machine forever. */
@@ -110,6 +110,8 @@ async function main(): Promise<void> {
   console.log(`timing: ${c.timestampQuery ? 'ours also by GPU timestamp queries (Runtime.timeGpu)' : 'wall clock only (no timestamp-query)'}; wall clock (performance.now(), page ${report.isolated ? '' : 'not '}cross-origin isolated) of run + sync for both; speedup = tfjs wall ms / our wall ms`);
   console.log('');
   console.log(formatTable(report.entries));
+  const plans = formatPlans(report.entries);
+  if (plans) console.log(`\n${plans}`);
   console.log('');
   console.log(formatGoals(report.entries));
   for (const e of report.errors) console.log(`FAILED ${e.name}: ${e.message}`);

@@ -6,7 +6,7 @@
 import * as C from '../engine/conv.js';
 import { init } from '../engine/node.js';
 import { convCases } from './conv_cases.js';
-import { type BenchCase, type BenchEntry, formatTable, runCase } from './harness.js';
+import { type BenchCase, type BenchEntry, formatPlans, formatTable, runCase } from './harness.js';
 import type { Tf } from './tfjs_common.js';
 
 export { SEED_LAYERS, convCases } from './conv_cases.js';
@@ -42,6 +42,8 @@ async function main(): Promise<void> {
     entries.push(await runCase(c, { reps, quick, tf, timeTfjs: tfjs?.timeTfjs }));
   }
   console.log(formatTable(entries));
+  const plans = formatPlans(entries);
+  if (plans) console.log(`\n${plans}`);
   if (vs) console.log('\nspeedup = tfjs wall ms / our wall ms (both: record the work, submit, wait for the GPU).');
   if (args.includes('--json')) console.log(JSON.stringify(entries));
 }

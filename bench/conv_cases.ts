@@ -10,7 +10,9 @@
 import { backward } from '../engine/autograd.js';
 import * as C from '../engine/conv.js';
 import { add, relu } from '../engine/elementwise.js';
+import { flags } from '../engine/flags.js';
 import { Rng } from '../engine/random.js';
+import { rt } from '../engine/runtime.js';
 import { Tensor, tensor } from '../engine/tensor.js';
 import type { Tensor as TfTensor } from '@tensorflow/tfjs-core';
 import type { BenchCase } from './harness.js';
@@ -70,6 +72,10 @@ function layerCase(l: Layer, B: number, pass: Pass): BenchCase {
     flops,
     bytes,
     ...(B > 32 ? { reps: 3, warmup: 1 } : {}),
+    plan: () => {
+      const g = l.transposed ? C.convTranspose2dGeometry(xShape, wShape, opts) : C.conv2dGeometry(xShape, wShape, opts);
+      return C.describeConvPlan(C.planConv(pass, g, l.transposed, rt().caps, flags()));
+    },
     setup: () => {
       const x = tensor(randomData(xShape.reduce((a, b) => a * b), 1), xShape);
       const w = tensor(randomData(wShape.reduce((a, b) => a * b), 2, 0.1), wShape);

@@ -34,6 +34,11 @@ export interface BenchCase {
   reps?: number;
   warmup?: number;
   setup: () => Prepared | Promise<Prepared>;
+  /**
+   * The kernel plan one repetition runs, as one line (engine describe* functions: describeConvPlan,
+   * describeMatmulPlan, describeNearestPlan). Called after init: it may read rt().caps and flags().
+   */
+  plan?: () => string;
   tfjs?: (tf: Tf) => TfjsWork | Promise<TfjsWork>;
 }
 
@@ -78,6 +83,18 @@ export interface BenchEntry {
   runs_per_sample: number;
   /** Each repetition's time (GPU where timing is 'gpu', else wall), in the order taken. */
   samples_ms: number[];
+  /** The case's kernel plan (BenchCase.plan) where it has one. */
+  plan?: string;
+}
+
+/** A case's plan line, or undefined where it has none (or planning it failed: said in the line). */
+export function casePlan(c: BenchCase): string | undefined {
+  if (!c.plan) return undefined;
+  try {
+    return c.plan();
+  } catch (e) {
+    return `(no plan: ${(e as Error).message})`;
+  }
 }
 
 export interface RunOptions {
@@ -112,6 +129,7 @@ interface CaseRun {
 async function startCase(c: BenchCase, o: RunOptions): Promise<CaseRun> {
   const { reps, warmup } = repsFor(c, o);
   const r = rt();
+  const plan = casePlan(c);
   const p = await c.setup();
   const theirs = o.tf && c.tfjs && o.timeTfjs ? await c.tfjs(o.tf) : null;
   const gpu: number[] = [];
@@ -190,6 +208,7 @@ async function startCase(c: BenchCase, o: RunOptions): Promise<CaseRun> {
         reps: wall.length,
         runs_per_sample: perSample,
         samples_ms: samples,
+        ...(plan !== undefined ? { plan } : {}),
       };
     },
   };
@@ -303,4 +322,12 @@ export function formatTable(entries: BenchEntry[]): string {
     ];
   });
   return columns(head, rows, true).join('\n');
+}
+
+/** `case  plan` lines for the entries that carry a plan, or null when none does. */
+export function formatPlans(entries: { name: string; plan?: string }[]): string | null {
+  const rows = entries.filter((e) => e.plan !== undefined).map((e) => [e.name, e.plan!]);
+  if (!rows.length) return null;
+  const width = Math.max(4, ...rows.map((r) => r[0].length));
+  return ['kernel plans:', ...rows.map(([n, p]) => `${n.padEnd(width)}  ${p}`)].join('\n');
 }

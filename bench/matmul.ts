@@ -1,9 +1,17 @@
 // Matmul benchmark cases: square products and the VQ codebook-distance shape
 // (z [65536 x 64] @ E^T [64 x 512]: a batch of 256 images x 16x16 latents against K = 512 codes).
-import { matmul } from '../engine/matmul.js';
+import { flags } from '../engine/flags.js';
+import { describeMatmulPlan, matmul, planMatmul } from '../engine/matmul.js';
+import { rt } from '../engine/runtime.js';
 import { rand } from '../engine/tensor.js';
 import type { BenchCase } from './harness.js';
 import { tfjsMatmul } from './tfjs_common.js';
+
+/** A matmul plan as the bench prints it: the kernel and its grid. */
+export function matmulPlanLine(s: { M: number; N: number; K: number; transB?: boolean }): string {
+  const p = planMatmul(s, rt().caps, flags());
+  return `${describeMatmulPlan(p)} grid ${p.grid.join('x')}`;
+}
 
 function matmulCase(m: number, k: number, n: number, name: string, reps?: number, transB = false): BenchCase {
   return {
@@ -14,6 +22,7 @@ function matmulCase(m: number, k: number, n: number, name: string, reps?: number
     bytes: 4 * (m * k + k * n + m * n),
     reps,
     warmup: reps !== undefined && reps <= 3 ? 1 : 2,
+    plan: () => matmulPlanLine({ M: m, N: n, K: k, transB }),
     setup: () => {
       const a = rand([m, k], { low: -1, high: 1 });
       const b = rand(transB ? [n, k] : [k, n], { low: -1, high: 1 });

@@ -7,13 +7,13 @@
 //   --interleave     time the cases round-robin (one repetition of each per round) instead of
 //                    one after another: fair comparisons on a device whose speed drifts
 //   --json FILE      write the entries as a JSON array
-//   --list           list the cases and exit
+//   --list           list the cases (with each one's kernel plan on this device) and exit
 //   -h, --help       this text
 // Environment: VQ_MATMUL_SCHEDULE=reg|smem (and VQ_MATMUL_TILE=RxC) pick matmul variants.
 import { writeFileSync } from 'node:fs';
 import { init } from '../engine/node.js';
 import { gemmTile, gemmTileKey } from '../engine/matmul.js';
-import { type BenchCase, type BenchEntry, formatTable, formatWgradVsForward, runCase, runInterleaved } from './harness.js';
+import { type BenchCase, type BenchEntry, casePlan, formatPlans, formatTable, formatWgradVsForward, runCase, runInterleaved } from './harness.js';
 import { relaunchWithoutDawnNoise } from '../scripts/cli.js';
 
 function help(): string {
@@ -31,7 +31,7 @@ function help(): string {
     '  --interleave     time the cases round-robin (one repetition of each per round): fair',
     '                   comparisons on a device whose speed drifts',
     '  --json FILE      write the entries as a JSON array',
-    '  --list           list the cases and exit',
+    '  --list           list the cases (with each one\'s kernel plan on this device) and exit',
     '  -h, --help       this text',
     '',
     'Environment: VQ_MATMUL_SCHEDULE=reg|smem (and VQ_MATMUL_TILE=RxC) pick matmul variants.',
@@ -106,14 +106,25 @@ async function main(): Promise<void> {
   }
   const all = await loadCases();
   const cases = args.filter ? all.filter((c) => args.filter!.test(c.name) || args.filter!.test(c.family)) : all;
-  if (args.list) {
-    for (const c of all) console.log(`${c.family.padEnd(18)} ${c.name}`);
-    return;
-  }
-  if (cases.length === 0) throw new Error(`bench: no case matches ${args.filter}`);
+  if (!args.list && cases.length === 0) throw new Error(`bench: no case matches ${args.filter}`);
 
   const relaunched = await relaunchWithoutDawnNoise();
   if (relaunched !== null) process.exit(relaunched);
+  if (args.list) {
+    // Plans need the device's capabilities: without a device, the names alone.
+    const r = await init().catch((e: Error) => {
+      console.error(`bench: no device (${e.message}): listing the cases without their plans`);
+      return null;
+    });
+    if (r) console.log(`plans for: ${r.caps.description}`);
+    const listed = args.filter ? cases : all;
+    const width = Math.max(...listed.map((c) => c.name.length));
+    for (const c of listed) {
+      const plan = r ? casePlan(c) : undefined;
+      console.log(`${c.family.padEnd(18)} ${plan === undefined ? c.name : `${c.name.padEnd(width)}  ${plan}`}`);
+    }
+    return;
+  }
   const r = await init();
   const tile = gemmTile();
   console.log(`adapter: ${r.caps.description} (${r.caps.isCpu ? 'CPU' : 'GPU'} device)`);
@@ -139,6 +150,8 @@ async function main(): Promise<void> {
     }
   }
   console.log(formatTable(entries));
+  const plans = formatPlans(entries);
+  if (plans) console.log(`\n${plans}`);
   const perFlop = formatWgradVsForward(entries, args.interleave);
   if (perFlop) console.log(`\n${perFlop}`);
   if (args.vs) console.log('\nspeedup = tfjs wall ms / our wall ms (both: record the work, submit, wait for the GPU).');

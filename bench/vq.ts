@@ -9,15 +9,24 @@
 //   and the codebook, counts and perplexity).
 import { backward } from '../engine/autograd.js';
 import { scale } from '../engine/elementwise.js';
+import { flags } from '../engine/flags.js';
 import { matmul } from '../engine/matmul.js';
 import { argmin } from '../engine/reduce.js';
+import { rt } from '../engine/runtime.js';
 import { rand } from '../engine/tensor.js';
-import { codeCounts, codebookNorms, codebookStats, nearestCode, vectorQuantize } from '../engine/vq.js';
+import { codeCounts, codebookNorms, codebookStats, describeNearestPlan, nearestCode, planNearest, vectorQuantize } from '../engine/vq.js';
 import type { BenchCase, TfjsWork } from './harness.js';
+import { matmulPlanLine } from './matmul.js';
 import type { Tf } from './tfjs_common.js';
 
 const N = 65536;
 const D = 64;
+
+/** The fused nearest-code plan as the bench prints it: the kernel and its grid. */
+function nearestPlanLine(k: number): string {
+  const p = planNearest({ n: N, k, d: D }, rt().caps, flags());
+  return `${describeNearestPlan(p)} grid ${p.grid.join('x')}`;
+}
 
 /** tfjs-webgpu's distance GEMM (bias fused) + argMin over codes. */
 function tfjsNearest(tf: Tf, n: number, k: number, d: number): TfjsWork {
@@ -41,6 +50,7 @@ function nearestCase(k: number, fused: boolean): BenchCase {
     bytes: 4 * (N * D + k * D + N + (fused ? 0 : 2 * N * k)),
     reps: 5,
     warmup: 1,
+    plan: () => (fused ? nearestPlanLine(k) : `matmul ${matmulPlanLine({ M: N, N: k, K: D, transB: true })} + argmin`),
     setup: () => {
       const z = rand([N, D], { low: -1, high: 1 });
       const e = rand([k, D], { low: -1, high: 1 });
@@ -79,6 +89,7 @@ function stepCase(k: number): BenchCase {
     bytes: 4 * (4 * N * D + 2 * k * D),
     reps: 5,
     warmup: 1,
+    plan: () => `nearest ${nearestPlanLine(k)}`,
     setup: () => {
       const z = rand([N, D], { low: -1, high: 1 }).requireGrad();
       const e = rand([k, D], { low: -1 / k, high: 1 / k }).requireGrad();

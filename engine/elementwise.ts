@@ -45,7 +45,7 @@ function bcastRaw(op: string, expr: string, g: Tensor | null, a: Tensor, aShape:
   const layout = broadcastLayout(op, shape, [aShape, bShape]);
   const u = BCAST_PARAMS.pack({ n: y.size, shape: dimWords(layout.shape), sa: dimWords(layout.strides[0]), sb: dimWords(layout.strides[1]) });
   const section = g ? 'ternary_bcast' : 'binary_bcast';
-  const per = broadcastPerInvocation();
+  const per = broadcastPerInvocation(rt().caps);
   const k = shaderKernel('elementwise', section, { RANK: layout.shape.length, PER: per, EXPR: expr }, BCAST_PARAMS);
   const buffers = [...(g ? [g.buffer] : []), a.buffer, b.buffer, y.buffer];
   rt().dispatch(k, buffers, u, grid1d(Math.ceil(y.size / (256 * per))));

@@ -8,6 +8,7 @@
 // axis and a 4M-element sum is four cheap passes. The order of additions is fixed: results are
 // deterministic, and the error grows like a tree's (~log n), not a single running sum's (~n).
 import { record } from './autograd.js';
+import type { Capabilities } from './device.js';
 import { dimWords, paramBlock, shaderKernel } from './kernel.js';
 import { grid1d, rt } from './runtime.js';
 import { type Tensor, assertDType, empty, full, share, shapeSize } from './tensor.js';
@@ -90,13 +91,18 @@ export function broadcastLayout(op: string, out: readonly number[], inputs: read
   return { shape, strides };
 }
 
+/** The capabilities the broadcast plan reads. */
+export type BroadcastCaps = Pick<Capabilities, 'isCpu'>;
+
 /**
- * Outputs per invocation of the broadcast kernels. On a CPU device 16 (integer division has no
- * SIMD form there, so coordinates are stepped, not recomputed); on a GPU 1, so that neighbouring
- * invocations write neighbouring words (bench: train_step).
+ * Outputs per invocation of the broadcast kernels (expand here, binary_bcast / ternary_bcast in
+ * ./elementwise.ts), pure: (device capabilities) -> plan; the launchers pass rt().caps. On a CPU
+ * device 16 (integer division has no SIMD form there, so coordinates are stepped, not
+ * recomputed); on a GPU 1, so that neighbouring invocations write neighbouring words (bench:
+ * train_step).
  */
-export function broadcastPerInvocation(): number {
-  return rt().caps.isCpu ? 16 : 1;
+export function broadcastPerInvocation(caps: BroadcastCaps): number {
+  return caps.isCpu ? 16 : 1;
 }
 
 /** Records y = x[broadcast index] * scale where x's shape broadcasts to `shape` (no autograd). */
@@ -105,7 +111,7 @@ function broadcastRaw(op: string, x: Tensor, xShape: readonly number[], shape: r
   if (y.size === 0) return y;
   const layout = broadcastLayout(op, shape, [xShape]);
   const u = BROADCAST_PARAMS.pack({ n: y.size, scale, shape: dimWords(layout.shape), sx: dimWords(layout.strides[0]) });
-  const per = broadcastPerInvocation();
+  const per = broadcastPerInvocation(rt().caps);
   const k = shaderKernel('reduce', 'broadcast', { RANK: layout.shape.length, PER: per }, BROADCAST_PARAMS);
   rt().dispatch(k, [x.buffer, y.buffer], u, grid1d(Math.ceil(y.size / (256 * per))));
   return y;

@@ -1,8 +1,9 @@
 // The benchmark harness's statistics and its round-robin mode: quartiles, per-round ratios, the
-// weight-gradient-over-forward table, and the order in which interleaved cases run.
+// weight-gradient-over-forward table, the order in which interleaved cases run, and the cases'
+// kernel plans.
 import t from 'tap';
 import { gpu } from './helpers.js';
-import { type BenchCase, type BenchEntry, formatWgradVsForward, pairedRatio, runInterleaved, stats } from '../bench/harness.js';
+import { type BenchCase, type BenchEntry, formatPlans, formatTable, formatWgradVsForward, pairedRatio, runCase, runInterleaved, stats } from '../bench/harness.js';
 
 await gpu(t);
 
@@ -88,4 +89,20 @@ t.test('runInterleaved disposes every case set up when one fails', async (t) => 
   const bad: BenchCase = { ...ok, name: 'bad', setup: () => ({ run: () => { throw new Error('boom'); }, dispose: () => void disposed.push('bad') }) };
   await t.rejects(runInterleaved([ok, bad]), /boom/);
   t.same(disposed, ['ok', 'bad']);
+});
+
+t.test('plans: entries carry their case\'s plan, printed as a case -> plan table', async (t) => {
+  const fake = (name: string, plan?: () => string): BenchCase => ({
+    name, family: 'fake', params: {}, flops: 0, bytes: 0, reps: 1, warmup: 0, plan,
+    setup: () => ({ run: () => {}, dispose: () => {} }),
+  });
+  const [a, b] = await runInterleaved([fake('A', () => 'reg 32x8 sg b4o4'), fake('Bee')]);
+  t.equal(a.plan, 'reg 32x8 sg b4o4');
+  t.notOk('plan' in b, 'no plan: no field');
+  t.same(JSON.parse(JSON.stringify(a)).plan, 'reg 32x8 sg b4o4', 'the JSON entry carries it');
+  const bad = await runCase(fake('C', () => { throw new Error('no such tile'); }));
+  t.equal(bad.plan, '(no plan: no such tile)', 'a failing plan is reported, the case still runs');
+  t.equal(formatPlans([a, b, bad]), ['kernel plans:', 'A     reg 32x8 sg b4o4', 'C     (no plan: no such tile)'].join('\n'));
+  t.equal(formatPlans([b]), null, 'no plans: no table');
+  t.notMatch(formatTable([a]), /reg 32x8/, 'the timing table keeps its columns');
 });

@@ -1,13 +1,17 @@
 // Plans as data: the kernel variant and tiles of every seed layer's passes (bench/conv_cases.ts,
 // batch 32 and 256), and of the VQ codebook search as a matmul and as the fused nearest-code
 // kernel (the seed's batches 32 and 256 and the quick preset's 8), for a lavapipe-like and an
-// H100-like device, with no GPU. A change here is a change of which kernel runs where: update
+// H100-like device, with no GPU; and the broadcast kernels' outputs per invocation and the
+// vec4-texture size rule, for the three capability sets. A change here is a change of which kernel runs where: update
 // the table on purpose, and say why in the commit.
 import t from 'tap';
 import { SEED_LAYERS } from '../bench/conv_cases.js';
 import * as C from '../engine/conv.js';
 import { FLAG_SPECS, type Flags } from '../engine/flags.js';
 import { describeMatmulPlan, planMatmul } from '../engine/matmul.js';
+import { broadcastPerInvocation } from '../engine/reduce.js';
+import { VEC4_TEXTURE_WIDTH } from '../engine/runtime.js';
+import { vec4TextureFits } from '../engine/texture_plan.js';
 import { describeNearestPlan, planNearest } from '../engine/vq.js';
 import { H100_CAPS, LAVAPIPE_CAPS, SWIFTSHADER_CAPS } from './plans/caps.js';
 
@@ -267,4 +271,25 @@ t.test('flags and options steer the matmul and nearest-code plans', async (t) =>
   t.equal(near(H100_CAPS, DEFAULTS, { n: 8192, k: 512, d: 64 }, { schedule: 'reg', subgroups: false }), 'reg 16x16 v4 un2');
   t.throws(() => planNearest({ n: 1, k: 1, d: 1 }, H100_CAPS, DEFAULTS, { schedule: 'reg', subgroups: true }), /subgroups of 8 lanes are not available on nvidia hopper/);
   t.throws(() => planNearest({ n: 1, k: 1, d: 1 }, H100_CAPS, DEFAULTS, { schedule: 'fast' as 'reg' }), /must be 'reg' or 'smem', got 'fast'/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Broadcast kernels and vec4 textures.
+
+t.test('broadcast plan: outputs per invocation of the broadcast kernels', async (t) => {
+  t.equal(broadcastPerInvocation(LAVAPIPE_CAPS), 16, 'CPU device: coordinates stepped over 16 outputs');
+  t.equal(broadcastPerInvocation(SWIFTSHADER_CAPS), 16, 'SwiftShader is a CPU device too');
+  t.equal(broadcastPerInvocation(H100_CAPS), 1, 'GPU: neighbouring invocations write neighbouring words');
+});
+
+t.test('vec4TextureFits: read-only storage textures, at most maxTextureDimension2D rows', async (t) => {
+  const W = VEC4_TEXTURE_WIDTH;
+  for (const caps of [LAVAPIPE_CAPS, H100_CAPS, SWIFTSHADER_CAPS]) {
+    const rows = caps.maxTextureDimension2D;
+    t.ok(vec4TextureFits(caps, W * rows), `${caps.description}: ${rows} full rows fit`);
+    t.notOk(vec4TextureFits(caps, W * rows + 1), `${caps.description}: one more vec4 does not`);
+    t.ok(vec4TextureFits(caps, 1), `${caps.description}: one vec4 fits`);
+    t.notOk(vec4TextureFits(caps, 0), `${caps.description}: nothing does not`);
+  }
+  t.notOk(vec4TextureFits({ ...LAVAPIPE_CAPS, readonlyStorageTextures: false }, 1), 'no read-only storage textures: nothing fits');
 });

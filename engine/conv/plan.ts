@@ -6,7 +6,8 @@
 import type { Capabilities } from '../device.js';
 import type { Flags } from '../flags.js';
 import { bucketSize } from '../pool.js';
-import { VEC4_TEXTURE_WIDTH, uniformVec4s } from '../runtime.js';
+import { uniformVec4s } from '../runtime.js';
+import { vec4TextureFits } from '../texture_plan.js';
 import { type ConvGeom, type ConvPass, type WgradPass, forwardConvPass, transposedPasses, wgradPass } from './geometry.js';
 
 export { uniformVec4s };
@@ -214,11 +215,6 @@ export type WgradPlan =
  */
 const TEXTURE_MIN_LOADS = 4;
 
-/** Whether `vec4s` fit one texture of Runtime.vec4Texture on this device (Runtime.vec4TextureFits, without rt()). */
-function textureFits(caps: ConvCaps, vec4s: number): boolean {
-  return caps.readonlyStorageTextures && vec4s > 0 && Math.ceil(vec4s / VEC4_TEXTURE_WIDTH) <= caps.maxTextureDimension2D;
-}
-
 /**
  * Which vec4 operands (A when QW % 4 = 0, X when IW % 4 = 0) a reg weight gradient reads
  * through textures: on a CPU device a texel load is a gather for all lanes, a storage vec4 a
@@ -231,8 +227,8 @@ function wgradTextures(pass: WgradPass, caps: ConvCaps, f: ConvFlags, loadsA: nu
   const on = caps.isCpu && env !== '0';
   const want = (name: string, loads: number) => (env === 'auto' ? loads >= TEXTURE_MIN_LOADS : env.includes(name));
   return {
-    texA: on && pass.QW % 4 === 0 && want('A', loadsA) && textureFits(caps, (pass.B * pass.ROWS * pass.QH * pass.QW) / 4),
-    texX: on && pass.IW % 4 === 0 && want('X', loadsX) && textureFits(caps, (pass.B * pass.KIN * pass.IH * pass.IW) / 4),
+    texA: on && pass.QW % 4 === 0 && want('A', loadsA) && vec4TextureFits(caps, (pass.B * pass.ROWS * pass.QH * pass.QW) / 4),
+    texX: on && pass.IW % 4 === 0 && want('X', loadsX) && vec4TextureFits(caps, (pass.B * pass.KIN * pass.IH * pass.IW) / 4),
   };
 }
 
