@@ -17,3 +17,4 @@ export * from './vq.js';
 export * from './vq_ema.js';
 export * from './cross_entropy.js';
 export * from './gate.js';
+export * from './sample.js';

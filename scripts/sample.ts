@@ -73,8 +73,8 @@ async function main(): Promise<number> {
   const codes = await sampleCodes(prior, n, h, w, {
     temperature,
     seed,
-    onPosition: (d, total) => {
-      if (process.stderr.isTTY) process.stderr.write(`\r${d}/${total} positions`);
+    onRow: (d, rows) => {
+      if (process.stderr.isTTY) process.stderr.write(`\r${d}/${rows} rows`);
     },
   });
   if (process.stderr.isTTY) process.stderr.write('\n');

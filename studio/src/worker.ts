@@ -200,13 +200,10 @@ async function sample(count: number, temperature: number, seed: number): Promise
   const codes = await sampleCodes(prior, count, L, L, {
     temperature,
     seed,
-    onPosition: (done, total, drawn) => {
-      if (done % L !== 0) return;
-      const rowsDone = done / L;
+    onRow: (rowsDone, rows, snapshot) => {
       const now = performance.now();
       const msPerRow = now - rowStart;
       rowStart = now;
-      const snapshot = drawn.slice();
       // Rows not drawn yet hold code 0; the page greys them out. The decode is recorded now
       // (synchronously) and read back while the next row samples.
       const img = tidy(() => m.decode(tensor(snapshot, [count, L, L], 'u32')));
@@ -214,7 +211,7 @@ async function sample(count: number, temperature: number, seed: number): Promise
         img.read().then((v) => {
           img.dispose();
           const images = v as Float32Array;
-          post({ event: 'sampleRow', rowsDone, rows: total / L, msPerRow, images, codes: snapshot }, [images.buffer, snapshot.buffer]);
+          post({ event: 'sampleRow', rowsDone, rows, msPerRow, images, codes: snapshot }, [images.buffer, snapshot.buffer]);
         }),
       );
     },
