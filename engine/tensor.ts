@@ -13,19 +13,27 @@ export type TypedArrayFor<D extends DType> = D extends 'f32'
     : Uint32Array;
 export type AnyTypedArray = Float32Array | Int32Array | Uint32Array;
 
-/** One GPU buffer shared by every tensor that views it; back to the pool at zero references. */
+/**
+ * One GPU buffer shared by every tensor that views it; back to its own device's pool at zero
+ * references. A tensor disposed after its device was lost and init() made a new one must not
+ * hand its dead buffer to the new device's pool (bound there, it fails validation).
+ */
 export class Storage {
   private refs = 1;
+  private readonly runtime: Runtime;
   constructor(
     readonly buffer: GPUBuffer,
     readonly bytes: number,
-  ) {}
+    runtime: Runtime = rt(),
+  ) {
+    this.runtime = runtime;
+  }
   retain(): this {
     this.refs++;
     return this;
   }
   release(): void {
-    if (--this.refs === 0) rt().pool.release(this.buffer);
+    if (--this.refs === 0 && !this.runtime.isLost) this.runtime.pool.release(this.buffer);
   }
 }
 
@@ -145,7 +153,7 @@ export function share(t: Tensor, shape: readonly number[] = t.shape): Tensor {
 /** Allocates an uninitialised tensor. */
 export function empty(shape: readonly number[], dtype: DType = 'f32', runtime: Runtime = rt()): Tensor {
   const bytes = Math.max(4, shapeSize(shape) * 4);
-  return new Tensor(new Storage(runtime.pool.acquire(bytes), bytes), shape, dtype);
+  return new Tensor(new Storage(runtime.pool.acquire(bytes), bytes, runtime), shape, dtype);
 }
 
 /** A tensor holding `data` (a typed array, or numbers converted to `dtype`). */

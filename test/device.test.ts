@@ -26,6 +26,14 @@ t.test('a lost device: reported once, clear errors, and init() starts over', asy
   t.equal(rt(), r2);
   const y = tensor([1, 0, 0, 1], [2, 2]);
   t.same([...(await matmul(y, y).read())], [1, 0, 0, 1], 'the new device computes');
+  // A tensor of the lost device disposed now must not hand its dead buffer to the new pool.
+  const pooled = r2.pool.stats();
+  x.dispose();
+  t.same(r2.pool.stats(), pooled, "disposing the lost device's tensor leaves the new pool alone");
+  await r2.sync();
+  const z = tensor([2, 0, 0, 2], [2, 2]);
+  t.same([...(await matmul(z, y).read())], [2, 0, 0, 2], 'new tensors of the same size work (no buffer of the old device)');
+  await r2.checkErrors();
   destroyGpu();
   t.equal(lost.length, 1, 'a deliberate destroyGpu is not reported as a loss');
 });
