@@ -46,6 +46,21 @@ interface Batch {
   copyLast: boolean;
 }
 
+/**
+ * Timestamp queries of timeGpu/profileGpu: two per compute pass; `batchStart` is the first query
+ * index of the open batch, `spans` the [first, last] query indices of each submitted batch, and
+ * `passKernels` (profileGpu) the kernel of each timed pass.
+ */
+interface Timing {
+  set: GPUQuerySet;
+  used: number;
+  capacity: number;
+  overflow: boolean;
+  batchStart: number;
+  spans: [number, number][];
+  passKernels: string[] | null;
+}
+
 /** Compute passes one timeGpu call can time (WebGPU query sets hold 4096 timestamps). */
 export const MAX_TIMED_PASSES = 2048;
 
@@ -90,11 +105,8 @@ export class Runtime {
   /** Whether init() created the device (destroyGpu destroys only such a device). */
   ownsDevice = true;
   private stagingFree: GPUBuffer[] = [];
-  /**
-   * Timestamp queries of timeGpu: two per compute pass; `batchStart` is the first query index
-   * of the open batch, and `spans` the [first, last] query indices of each submitted batch.
-   */
-  private timing: { set: GPUQuerySet; used: number; capacity: number; overflow: boolean; batchStart: number; spans: [number, number][] } | null = null;
+  /** Timestamp queries while timeGpu or profileGpu records (see Timing). */
+  private timing: Timing | null = null;
   /** Dispatches recorded and queue submits made since start (for tests and profiling). */
   dispatchCount = 0;
   submitCount = 0;
@@ -238,7 +250,14 @@ export class Runtime {
       resources.push({ buffer: this.uniformArena, offset, size: Math.ceil(bytes.byteLength / 16) * 16 });
     }
     const bindGroup = this.bindGroup(p, resources, kernel.name);
+    const t = this.timing;
+    // profileGpu: every dispatch in a timed pass of its own.
+    if (t?.passKernels && b.pass) {
+      b.pass.end();
+      b.pass = null;
+    }
     const pass = this.openPass(b);
+    if (t?.passKernels && t.used >= 2) t.passKernels[t.used / 2 - 1] = kernel.name;
     pass.setPipeline(p.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(gx, gy, gz);
@@ -494,16 +513,46 @@ export class Runtime {
    * copies recorded between passes count), summed over batches.
    */
   async timeGpu(fn: () => void): Promise<number | null> {
+    const timed = await this.timed(fn, false);
+    if (!timed) return null;
+    let ns = 0n;
+    for (const [first, last] of timed.timing.spans) if (timed.raw[last] > timed.raw[first]) ns += timed.raw[last] - timed.raw[first];
+    return Number(ns) / 1e6;
+  }
+
+  /**
+   * GPU time of each kernel in the work `fn` records (every dispatch in a timed pass of its
+   * own, summed by kernel name, slowest first), or null without timestamp queries. Separate
+   * passes cost a little each: the sum can exceed timeGpu's figure for the same work.
+   */
+  async profileGpu(fn: () => void): Promise<{ kernel: string; ms: number; count: number }[] | null> {
+    const timed = await this.timed(fn, true);
+    if (!timed) return null;
+    const byKernel = new Map<string, { kernel: string; ms: number; count: number }>();
+    const names = timed.timing.passKernels!;
+    for (let i = 0; 2 * i + 1 < timed.timing.used; i++) {
+      const kernel = names[i] ?? 'copies';
+      const ns = timed.raw[2 * i + 1] > timed.raw[2 * i] ? timed.raw[2 * i + 1] - timed.raw[2 * i] : 0n;
+      const e = byKernel.get(kernel) ?? { kernel, ms: 0, count: 0 };
+      e.ms += Number(ns) / 1e6;
+      if (names[i] !== undefined) e.count++;
+      byKernel.set(kernel, e);
+    }
+    return [...byKernel.values()].sort((a, b) => b.ms - a.ms);
+  }
+
+  /** Runs `fn` with timestamp queries on its compute passes and reads them back (null: none on this device). */
+  private async timed(fn: () => void, perDispatch: boolean): Promise<{ timing: Timing; raw: BigUint64Array } | null> {
     if (!this.caps.timestampQuery) {
       fn();
       await this.sync();
       return null;
     }
     this.flush();
-    // Two timestamps per compute pass (one pass per batch of dispatches); WebGPU allows 4096.
+    // Two timestamps per compute pass; WebGPU allows 4096 per query set.
     const capacity = 2 * MAX_TIMED_PASSES;
     const set = this.device.createQuerySet({ type: 'timestamp', count: capacity });
-    const timing = { set, used: 0, capacity, overflow: false, batchStart: 0, spans: [] as [number, number][] };
+    const timing: Timing = { set, used: 0, capacity, overflow: false, batchStart: 0, spans: [], passKernels: perDispatch ? [] : null };
     this.timing = timing;
     try {
       fn();
@@ -518,7 +567,7 @@ export class Runtime {
     }
     if (used === 0) {
       set.destroy();
-      return 0;
+      return { timing, raw: new BigUint64Array(0) };
     }
     const resolve = this.device.createBuffer({
       size: capacity * 8,
@@ -530,9 +579,7 @@ export class Runtime {
     const raw = new BigUint64Array(await this.read(resolve, used * 8));
     resolve.destroy();
     set.destroy();
-    let ns = 0n;
-    for (const [first, last] of timing.spans) if (raw[last] > raw[first]) ns += raw[last] - raw[first];
-    return Number(ns) / 1e6;
+    return { timing, raw };
   }
 
 }

@@ -9,6 +9,7 @@ import { empty, full, keep, memory, ones, rand, randn, tensor, tidy, zeros } fro
 import { VEC4_TEXTURE_WIDTH, type Kernel } from '../engine/runtime.js';
 import { wgsl } from '../engine/shaders.js';
 import { add } from '../engine/elementwise.js';
+import { matmul } from '../engine/matmul.js';
 
 const r = await gpu(t);
 
@@ -252,6 +253,29 @@ t.test('vec4Texture holds a buffer\'s vec4s row by row, in scratch slots that gr
   t.ok(r.vec4TextureFits(W * r.caps.maxTextureDimension2D), 'the largest that fits');
   big.dispose();
   await r.checkErrors();
+});
+
+t.test('profileGpu: GPU time per kernel, each dispatch timed on its own', { skip: r.caps.timestampQuery ? false : 'no timestamp queries' }, async (t) => {
+  const a = rand([256, 256]);
+  const b = full([256, 256], 0.5);
+  const work = () => {
+    for (let i = 0; i < 3; i++) matmul(a, b).dispose();
+    add(a, b).dispose();
+  };
+  work(); // compiles
+  await r.sync();
+  const profile = (await r.profileGpu(work))!;
+  const names = profile.map((e) => e.kernel);
+  const mm = profile.find((e) => e.kernel.startsWith('matmul'));
+  t.ok(mm, `a matmul kernel is listed: ${names.join(', ')}`);
+  t.equal(mm!.count, 3, 'its three dispatches');
+  t.ok(mm!.ms > 0, `and their time: ${mm!.ms.toFixed(3)} ms`);
+  t.ok(profile.some((e) => e.kernel.startsWith('elementwise') && e.count === 1), 'the add, once');
+  t.same([...profile].sort((x, y) => y.ms - x.ms), profile, 'slowest first');
+  const total = (await r.timeGpu(work))!;
+  const summed = profile.reduce((s, e) => s + e.ms, 0);
+  t.ok(summed > 0.3 * total && summed < 10 * total, `per-kernel sum ${summed.toFixed(3)} ms beside timeGpu's ${total.toFixed(3)} ms`);
+  for (const x of [a, b]) x.dispose();
 });
 
 t.test('GPU timestamps count copies recorded outside compute passes', { skip: !r.caps.timestampQuery || noTextures ? 'no timestamp queries or textures' : false }, async (t) => {

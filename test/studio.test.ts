@@ -287,6 +287,8 @@ async function inChromium(t: Test, executablePath: string): Promise<void> {
     await shot(page, 'train');
     await tab(page, 'device');
     t.match(await page.textContent('#d-timing'), /forward \+ backward/, 'the Device panel shows the timed step');
+    const kernelRows = await page.$$eval('#d-kernels tbody tr', (rows) => rows.map((r) => r.textContent ?? ''));
+    t.ok(kernelRows.length >= 5 && kernelRows.some((r) => /^conv/.test(r)) && kernelRows.some((r) => /^optim|adam/i.test(r)), `and its GPU time per kernel: ${kernelRows.slice(0, 4).join('; ')} ... (${kernelRows.length} kernels)`);
     await shot(page, 'device');
 
     await tab(page, 'train');

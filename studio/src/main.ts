@@ -951,11 +951,12 @@ function showTiming(t: StepTiming): void {
   state.timing = t;
   const total = t.phases.reduce((a, p) => a + (p.ms ?? 0), 0);
   fillKv('d-timing', [...t.phases.map((p): [string, string] => [p.name, p.ms === null ? 'no timestamp queries' : `${p.ms.toFixed(2)} ms`]), ['GPU total', `${total.toFixed(2)} ms`], ['wall clock (with waits)', `${t.wallMs.toFixed(1)} ms`], ['batch', String(t.batchSize)]]);
+  fillKv('d-kernels', (t.kernels ?? []).map((k): [string, string] => [k.kernel, `${k.ms.toFixed(2)} ms${k.count > 1 ? ` (${k.count} dispatches)` : ''}`]));
   $('d-timing-note').textContent = t.quantised
     ? 'Every time is a multiple of 0.1 ms: this browser quantises GPU timestamps (Chrome does unless started with --enable-webgpu-developer-features), so short phases read coarse.'
     : t.phases.some((p) => p.ms === null)
       ? 'This device has no timestamp queries: only the wall-clock time is known.'
-      : 'GPU time from timestamp queries, per phase of the step.';
+      : 'GPU time from timestamp queries, per phase of the step and per kernel (each dispatch timed in a pass of its own).';
 }
 
 $<HTMLButtonElement>('d-time').onclick = () =>

@@ -84,8 +84,16 @@ export interface PhaseTiming {
   ms: number | null;
 }
 
+export interface KernelTiming {
+  kernel: string;
+  ms: number;
+  count: number;
+}
+
 export interface StepTiming {
   phases: PhaseTiming[];
+  /** GPU time per kernel, slowest first (each dispatch timed on its own), or null without timestamps. */
+  kernels: KernelTiming[] | null;
   /** Every time is a multiple of 0.1 ms: the browser quantises timestamps. */
   quantised: boolean;
   wallMs: number;

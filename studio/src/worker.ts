@@ -332,9 +332,9 @@ async function train(s: TrainSettings): Promise<void> {
       const t0 = performance.now();
       if (tr.timeNext) {
         tr.timeNext = false;
-        const grads = await r.timeGpu(() => stepGradients(mm, batch, bs, record));
-        const adam = await r.timeGpu(() => stepOptimizer(oo));
-        post({ event: 'stepTiming', timing: timing([{ name: 'forward + backward (encoder, quantiser, decoder, their gradients)', ms: grads }, { name: 'Adam update', ms: adam }], performance.now() - t0, bs) });
+        const grads = await r.profileGpu(() => stepGradients(mm, batch, bs, record));
+        const adam = await r.profileGpu(() => stepOptimizer(oo));
+        post({ event: 'stepTiming', timing: timing([{ name: 'forward + backward (encoder, quantiser, decoder, their gradients)', profile: grads }, { name: 'Adam update', profile: adam }], performance.now() - t0, bs) });
       } else {
         trainStep(mm, oo, batch, bs, record);
         await r.sync();
@@ -400,10 +400,29 @@ async function train(s: TrainSettings): Promise<void> {
   post({ event: 'trainState', state, step, message, model: modelInfo ?? undefined });
 }
 
-function timing(phases: { name: string; ms: number | null }[], wallMs: number, batchSize: number): StepTiming {
-  const ms = phases.map((p) => p.ms).filter((x): x is number => x !== null && x > 0);
+type Profile = { kernel: string; ms: number; count: number }[] | null;
+
+/** A phase's GPU time: the sum of its kernels' (null without timestamp queries). */
+const phaseMs = (p: Profile) => (p ? p.reduce((s, k) => s + k.ms, 0) : null);
+
+/** The phases' kernels merged by name, slowest first. */
+function mergeProfiles(ps: Profile[]): Profile {
+  if (ps.some((p) => p === null)) return null;
+  const by = new Map<string, { kernel: string; ms: number; count: number }>();
+  for (const k of ps.flatMap((p) => p!)) {
+    const e = by.get(k.kernel) ?? { kernel: k.kernel, ms: 0, count: 0 };
+    e.ms += k.ms;
+    e.count += k.count;
+    by.set(k.kernel, e);
+  }
+  return [...by.values()].sort((a, b) => b.ms - a.ms);
+}
+
+function timing(phases: { name: string; profile: Profile }[], wallMs: number, batchSize: number): StepTiming {
+  const kernels = mergeProfiles(phases.map((p) => p.profile));
+  const ms = (kernels ?? []).map((k) => k.ms).filter((x) => x > 0);
   const quantised = ms.length > 0 && ms.every((x) => Math.abs(x * 10 - Math.round(x * 10)) < 1e-6);
-  return { phases, quantised, wallMs, batchSize };
+  return { phases: phases.map((p) => ({ name: p.name, ms: phaseMs(p.profile) })), kernels, quantised, wallMs, batchSize };
 }
 
 /** The loaded model's inference on a batch of synthetic faces, timed (outside training). */
@@ -416,15 +435,15 @@ async function timeInference(batchSize: number): Promise<StepTiming> {
   const t0 = performance.now();
   let codes: Tensor | null = null;
   try {
-    const enc = await r.timeGpu(() => {
+    const enc = await r.profileGpu(() => {
       codes = keep(tidy(() => m.encode(x)));
     });
-    const dec = await r.timeGpu(() => {
+    const dec = await r.profileGpu(() => {
       tidy(() => {
         m.decode(codes!);
       });
     });
-    return timing([{ name: 'encode + quantise (no gradients)', ms: enc }, { name: 'decode', ms: dec }], performance.now() - t0, batchSize);
+    return timing([{ name: 'encode + quantise (no gradients)', profile: enc }, { name: 'decode', profile: dec }], performance.now() - t0, batchSize);
   } finally {
     x.dispose();
     (codes as Tensor | null)?.dispose();
