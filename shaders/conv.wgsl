@@ -319,7 +319,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 // (row, kin, ky = KY0 + TSY*ty, kx = KX0 + TSX*tx) of a [ROWS, KIN, KH, KW] weight (KINMAJOR = 0)
 // or a [KIN, ROWS, KH, KW] one (KINMAJOR = 1); zero where any index is out of range. The
 // divisors of the index (TXP, TY, KINP) are constants of the kernel: llvmpipe divides by a
-// uniform value per lane, and a 3x3 forward's repack took 0.6-1.5 ms so at batch 32 (3-5% of it).
+// uniform value per lane (bench: conv.*.fwd).
 {{PARAMS}}
 @group(0) @binding(0) var<storage, read> W: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
@@ -358,9 +358,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // @kernel wsum
 // dW[r, kx] = sum over chunks s (in order) of P[s, r, kx] for each kernel row r = (row * KIN + kin)
 // * KH + ky, whose KW taps P pads to G vec4s. One invocation per vec4 of P's rows: aligned vec4
-// loads and no index divisions (llvmpipe divides per lane). A thread per weight, with four
-// divisions each, took 0.83 ms at batch 32 for dec1 and 1.64 ms for enc3 on lavapipe; this
-// takes 0.23 and 0.44 ms. Chunks are added in the same order, so results are bitwise the same.
+// loads and no index divisions (llvmpipe divides per lane, so a thread per weight with four
+// divisions was several times slower; bench: conv.*.wgrad). Chunks are added in a fixed order.
 {{PARAMS}}  // N4: vec4s of one chunk
 @group(0) @binding(0) var<storage, read> P: array<vec4f>;
 @group(0) @binding(1) var<storage, read_write> dW: array<{{OUT}}>;

@@ -38,9 +38,8 @@
 
 // dW[r, kx] = sum over chunks s (in order) of P[s, r, kx] for each kernel row r = (row * KIN + kin)
 // * KH + ky, whose KW taps P pads to G vec4s. One invocation per vec4 of P's rows: aligned vec4
-// loads and no index divisions (llvmpipe divides per lane). A thread per weight, with four
-// divisions each, took 0.83 ms at batch 32 for dec1 and 1.64 ms for enc3 on lavapipe; this
-// takes 0.23 and 0.44 ms. Chunks are added in the same order, so results are bitwise the same.
+// loads and no index divisions (llvmpipe divides per lane, so a thread per weight with four
+// divisions was several times slower; bench: conv.*.wgrad). Chunks are added in a fixed order.
 struct Params { N4: u32, S: u32, _p0: u32, _p1: u32 }  // N4: vec4s of one chunk
 @group(0) @binding(0) var<storage, read> P: array<vec4f>;
 @group(0) @binding(1) var<storage, read_write> dW: array<f32>;
