@@ -2,6 +2,7 @@
 // faces, CelebA and image-folder prepare (splits, skipped files, cache hits, resume), the
 // batch loader (determinism, resume, evaluation passes) and PNG grids. CPU only.
 import t from 'tap';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -506,4 +507,10 @@ t.test('PNG grid decodes back to the images', async (t) => {
   }
   t.equal(worst, 0, 'every pixel of every tile');
   t.throws(() => imageGrid(faces, 7, 4), /do not hold 7 images/);
+});
+
+t.test('the synthetic faces are the same pictures as ever (the quick start and every test train on them)', async (t) => {
+  // Any change to the renderer or its order of random draws changes this hash.
+  const hash = createHash('sha256').update(syntheticFacesU8(256, 0, 0)).digest('hex');
+  t.equal(hash, 'ae64a8a10de242b1ca93f69a5eec1458525ff165a6c1bded4b96c05caa50990c');
 });

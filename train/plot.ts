@@ -212,11 +212,40 @@ const INK: Rgb = [40, 40, 40];
 const GRID: Rgb = [225, 225, 225];
 const AXIS: Rgb = [90, 90, 90];
 
+/** Where a chart's plot area lies and how data values map to pixels. */
+interface ChartFrame {
+  left: number;
+  top: number;
+  right: number;
+  bottom: number;
+  X: (v: number) => number;
+  Y: (v: number) => number;
+  yTicks: { major: number[]; minor: number[] };
+  yLabels: string[];
+  xmin: number;
+  xmax: number;
+  /** No finite point to draw. */
+  empty: boolean;
+}
+
+const FONT_SCALE = 2;
+const LINE_H = GLYPH_H * FONT_SCALE;
+
 /** Draws one chart into the rectangle (x, y, w, h) of `cv`. */
 export function drawChart(cv: Canvas, spec: ChartSpec, x: number, y: number, w: number, h: number): void {
-  const S = 2; // font scale
-  const lineH = GLYPH_H * S;
-  // data ranges
+  const f = chartFrame(spec, x, y, w, h);
+  cv.text(spec.title, x + Math.round((w - textWidth(spec.title, FONT_SCALE)) / 2), y + 10, INK, FONT_SCALE);
+  drawAxes(cv, spec, f, x, y, h);
+  const points = drawSeries(cv, spec, f);
+  if (f.empty) {
+    const msg = 'no data yet';
+    cv.text(msg, f.left + Math.round((f.right - f.left - textWidth(msg, FONT_SCALE)) / 2), f.top + Math.round((f.bottom - f.top) / 2), AXIS, FONT_SCALE);
+  }
+  drawLegend(cv, spec, f, points);
+}
+
+/** The finite data's extent (positive y only on a log axis), padded; a unit box when there is none. */
+function dataRange(spec: ChartSpec): { xmin: number; xmax: number; ymin: number; ymax: number; empty: boolean } {
   let xmin = Infinity;
   let xmax = -Infinity;
   let ymin = Infinity;
@@ -233,12 +262,7 @@ export function drawChart(cv: Canvas, spec: ChartSpec, x: number, y: number, w: 
     }
   }
   const empty = !Number.isFinite(xmin);
-  if (empty) {
-    xmin = 0;
-    xmax = 1;
-    ymin = spec.logY ? 0.1 : 0;
-    ymax = 1;
-  }
+  if (empty) [xmin, xmax, ymin, ymax] = [0, 1, spec.logY ? 0.1 : 0, 1];
   if (xmax === xmin) xmax = xmin + 1;
   if (spec.logY) {
     if (ymax / ymin < 1.5) {
@@ -250,60 +274,63 @@ export function drawChart(cv: Canvas, spec: ChartSpec, x: number, y: number, w: 
     ymin -= pad;
     ymax += pad;
   }
+  return { xmin, xmax, ymin, ymax, empty };
+}
 
-  // ticks and the plot area (room for tick labels at the left)
-  const yt = spec.logY ? logTicks(ymin, ymax) : { major: niceTicks(ymin, ymax), minor: [] as number[] };
-  if (spec.logY && yt.major.length < 2) {
-    // a narrow log range: label linear-looking nice values instead
-    yt.major = niceTicks(ymin, ymax, 4).filter((v) => v > 0);
-  }
-  const yLabels = yt.major.map((v) => formatTick(v, spec.logY));
-  const left = x + 20 + lineH + Math.max(...yLabels.map((s) => textWidth(s, S)), 0) + 8;
-  const top = y + 12 + lineH + 10;
+/** Ticks and the plot area (room for the tick labels at the left, the title above, the x label below). */
+function chartFrame(spec: ChartSpec, x: number, y: number, w: number, h: number): ChartFrame {
+  const { xmin, xmax, ymin, ymax, empty } = dataRange(spec);
+  const yTicks = spec.logY ? logTicks(ymin, ymax) : { major: niceTicks(ymin, ymax), minor: [] as number[] };
+  // a narrow log range: label linear-looking nice values instead
+  if (spec.logY && yTicks.major.length < 2) yTicks.major = niceTicks(ymin, ymax, 4).filter((v) => v > 0);
+  const yLabels = yTicks.major.map((v) => formatTick(v, spec.logY));
+  const left = x + 20 + LINE_H + Math.max(...yLabels.map((s) => textWidth(s, FONT_SCALE)), 0) + 8;
+  const top = y + 12 + LINE_H + 10;
   const right = x + w - 16;
-  const bottom = y + h - (12 + lineH + 8 + lineH + 6);
-  const pw = right - left;
-  const ph = bottom - top;
-  const X = (v: number) => left + ((v - xmin) / (xmax - xmin)) * pw;
+  const bottom = y + h - (12 + LINE_H + 8 + LINE_H + 6);
   const ly0 = spec.logY ? Math.log10(ymin) : ymin;
   const ly1 = spec.logY ? Math.log10(ymax) : ymax;
-  const Y = (v: number) => bottom - (((spec.logY ? Math.log10(v) : v) - ly0) / (ly1 - ly0)) * ph;
+  const X = (v: number) => left + ((v - xmin) / (xmax - xmin)) * (right - left);
+  const Y = (v: number) => bottom - (((spec.logY ? Math.log10(v) : v) - ly0) / (ly1 - ly0)) * (bottom - top);
+  return { left, top, right, bottom, X, Y, yTicks, yLabels, xmin, xmax, empty };
+}
 
-  // title
-  cv.text(spec.title, x + Math.round((w - textWidth(spec.title, S)) / 2), y + 10, INK, S);
-  // grid, ticks, labels
-  for (const v of yt.minor) {
-    const py = Math.round(Y(v));
+/** Grid lines, ticks, tick labels, the axes box and the axis labels. */
+function drawAxes(cv: Canvas, spec: ChartSpec, f: ChartFrame, x: number, y: number, h: number): void {
+  const { left, top, right, bottom } = f;
+  const pw = right - left;
+  for (const v of f.yTicks.minor) {
+    const py = Math.round(f.Y(v));
     cv.hline(left, right, py, GRID, 0.5);
     cv.hline(left - 3, left, py, AXIS);
   }
-  yt.major.forEach((v, i) => {
-    const py = Math.round(Y(v));
+  f.yTicks.major.forEach((v, i) => {
+    const py = Math.round(f.Y(v));
     if (py < top - 1 || py > bottom + 1) return;
     cv.hline(left, right, py, GRID);
     cv.hline(left - 6, left, py, AXIS);
-    const s = yLabels[i];
-    cv.text(s, left - 9 - textWidth(s, S), py - Math.floor(3.5 * S), INK, S);
+    const s = f.yLabels[i];
+    cv.text(s, left - 9 - textWidth(s, FONT_SCALE), py - Math.floor(3.5 * FONT_SCALE), INK, FONT_SCALE);
   });
-  const xt = niceTicks(xmin, xmax, Math.max(2, Math.floor(pw / 110)));
-  for (const v of xt) {
-    const px = Math.round(X(v));
+  for (const v of niceTicks(f.xmin, f.xmax, Math.max(2, Math.floor(pw / 110)))) {
+    const px = Math.round(f.X(v));
     if (px < left - 1 || px > right + 1) continue;
     cv.vline(px, top, bottom, GRID);
     cv.vline(px, bottom, bottom + 6, AXIS);
     const s = formatTick(v);
-    cv.text(s, px - Math.floor(textWidth(s, S) / 2), bottom + 10, INK, S);
+    cv.text(s, px - Math.floor(textWidth(s, FONT_SCALE) / 2), bottom + 10, INK, FONT_SCALE);
   }
-  // axes box
   cv.hline(left, right, bottom, AXIS);
   cv.hline(left, right, top, AXIS);
   cv.vline(left, top, bottom, AXIS);
   cv.vline(right, top, bottom, AXIS);
-  if (spec.xLabel) cv.text(spec.xLabel, left + Math.round((pw - textWidth(spec.xLabel, S)) / 2), y + h - lineH - 6, INK, S);
-  if (spec.yLabel) cv.text(spec.yLabel, x + 8, top + Math.round((ph + textWidth(spec.yLabel, S)) / 2), INK, S, true);
+  if (spec.xLabel) cv.text(spec.xLabel, left + Math.round((pw - textWidth(spec.xLabel, FONT_SCALE)) / 2), y + h - LINE_H - 6, INK, FONT_SCALE);
+  if (spec.yLabel) cv.text(spec.yLabel, x + 8, top + Math.round((bottom - top + textWidth(spec.yLabel, FONT_SCALE)) / 2), INK, FONT_SCALE, true);
+}
 
-  // series
-  const clip = { x0: left + 1, y0: top + 1, x1: right - 1, y1: bottom - 1 };
+/** Every series' line (and markers) clipped to the plot area; returns all points in pixels. */
+function drawSeries(cv: Canvas, spec: ChartSpec, f: ChartFrame): [number, number][] {
+  const clip = { x0: f.left + 1, y0: f.top + 1, x1: f.right - 1, y1: f.bottom - 1 };
   const allPts: [number, number][] = [];
   spec.series.forEach((s, i) => {
     const color = s.color ?? PALETTE[i % PALETTE.length];
@@ -311,47 +338,43 @@ export function drawChart(cv: Canvas, spec: ChartSpec, x: number, y: number, w: 
     for (let k = 0; k < Math.min(s.x.length, s.y.length); k++) {
       const yv = s.y[k];
       const ok = Number.isFinite(yv) && (!spec.logY || yv > 0);
-      pts.push(ok ? [X(s.x[k]), Y(yv)] : [NaN, NaN]);
+      pts.push(ok ? [f.X(s.x[k]), f.Y(yv)] : [NaN, NaN]);
     }
     allPts.push(...pts);
     drawPolyline(cv, pts, color, s.width ?? 2, clip);
-    if (s.markers) {
-      for (const [px, py] of pts) {
-        if (!Number.isFinite(px)) continue;
-        drawPolyline(cv, [[px, py]], color, 6, clip);
-      }
+    if (!s.markers) return;
+    for (const [px, py] of pts) {
+      if (Number.isFinite(px)) drawPolyline(cv, [[px, py]], color, 6, clip);
     }
   });
-  if (empty) {
-    const msg = 'no data yet';
-    cv.text(msg, left + Math.round((pw - textWidth(msg, S)) / 2), top + Math.round(ph / 2), AXIS, S);
-  }
+  return allPts;
+}
 
-  // legend: in the corner of the plot that hides the fewest points
+/** The named series' legend, in the corner of the plot that hides the fewest points. */
+function drawLegend(cv: Canvas, spec: ChartSpec, f: ChartFrame, points: [number, number][]): void {
   const named = spec.series.map((s, i) => ({ s, i })).filter(({ s }) => s.label);
-  if (named.length) {
-    const lw = Math.max(...named.map(({ s }) => textWidth(s.label, S))) + 34;
-    const lh = named.length * (lineH + 6) + 8;
-    const corners: [number, number][] = [
-      [right - lw - 8, top + 8],
-      [right - lw - 8, bottom - lh - 8],
-      [left + 8, top + 8],
-      [left + 8, bottom - lh - 8],
-    ];
-    const hidden = ([cx, cy]: [number, number]) => allPts.filter(([px, py]) => px >= cx - 4 && px <= cx + lw + 4 && py >= cy - 4 && py <= cy + lh + 4).length;
-    const [lx, ly] = corners.reduce((best, c) => (hidden(c) < hidden(best) ? c : best));
-    cv.fillRect(lx, ly, lw, lh, [255, 255, 255], 0.85);
-    cv.hline(lx, lx + lw - 1, ly, GRID);
-    cv.hline(lx, lx + lw - 1, ly + lh - 1, GRID);
-    cv.vline(lx, ly, ly + lh - 1, GRID);
-    cv.vline(lx + lw - 1, ly, ly + lh - 1, GRID);
-    named.forEach(({ s, i }, row) => {
-      const color = s.color ?? PALETTE[i % PALETTE.length];
-      const cy = ly + 6 + row * (lineH + 6);
-      cv.fillRect(lx + 6, cy + Math.floor(lineH / 2) - 1, 18, 3, color);
-      cv.text(s.label, lx + 28, cy, INK, S);
-    });
-  }
+  if (!named.length) return;
+  const lw = Math.max(...named.map(({ s }) => textWidth(s.label, FONT_SCALE))) + 34;
+  const lh = named.length * (LINE_H + 6) + 8;
+  const corners: [number, number][] = [
+    [f.right - lw - 8, f.top + 8],
+    [f.right - lw - 8, f.bottom - lh - 8],
+    [f.left + 8, f.top + 8],
+    [f.left + 8, f.bottom - lh - 8],
+  ];
+  const hidden = ([cx, cy]: [number, number]) => points.filter(([px, py]) => px >= cx - 4 && px <= cx + lw + 4 && py >= cy - 4 && py <= cy + lh + 4).length;
+  const [lx, ly] = corners.reduce((best, c) => (hidden(c) < hidden(best) ? c : best));
+  cv.fillRect(lx, ly, lw, lh, [255, 255, 255], 0.85);
+  cv.hline(lx, lx + lw - 1, ly, GRID);
+  cv.hline(lx, lx + lw - 1, ly + lh - 1, GRID);
+  cv.vline(lx, ly, ly + lh - 1, GRID);
+  cv.vline(lx + lw - 1, ly, ly + lh - 1, GRID);
+  named.forEach(({ s, i }, row) => {
+    const color = s.color ?? PALETTE[i % PALETTE.length];
+    const cy = ly + 6 + row * (LINE_H + 6);
+    cv.fillRect(lx + 6, cy + Math.floor(LINE_H / 2) - 1, 18, 3, color);
+    cv.text(s.label, lx + 28, cy, INK, FONT_SCALE);
+  });
 }
 
 /** Charts side by side (`columns` per row) in one image. */

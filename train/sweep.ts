@@ -355,6 +355,22 @@ const PARAMS = [
  * that have no run folder. Every file is written atomically, so merges may run concurrently.
  */
 export function summarizeSweep(dir: string, expected: readonly string[] = []): SweepSummary {
+  const runs = loadSweepRuns(dir);
+  const summaries = runs.map((r) => r.summary);
+  mkdirSync(dir, { recursive: true });
+  const csvPath = join(dir, 'summary.csv');
+  writeFileAtomic(csvPath, [SUMMARY_COLUMNS.join(','), ...summaries.map((s) => SUMMARY_COLUMNS.map((c) => cell(s[c], 8)).join(','))].join('\n') + '\n');
+  const unfinished = summaries.filter((r) => r.state !== 'finished');
+  const present = new Set(summaries.map((r) => r.name));
+  const missing = expected.filter((n) => !present.has(n));
+  const markdownPath = join(dir, 'summary.md');
+  writeFileAtomic(markdownPath, summaryMarkdown(dir, runs, unfinished, missing, expected.length));
+  const figures = writeSweepFigures(join(dir, 'figures'), runs);
+  return { runs: summaries, unfinished, missing, csvPath, markdownPath, figures };
+}
+
+/** The run folders in `dir`, ordered by K, then beta, then lr (largest first). */
+function loadSweepRuns(dir: string): LoadedRun[] {
   const runs: LoadedRun[] = [];
   if (existsSync(dir)) {
     for (const f of readdirSync(dir, { withFileTypes: true })) {
@@ -363,58 +379,51 @@ export function summarizeSweep(dir: string, expected: readonly string[] = []): S
       if (r) runs.push(r);
     }
   }
-  const key = (r: SweepRunSummary) => [r.codebook_size, r.beta, r.lr] as const;
-  runs.sort((a, b) => {
-    const ka = key(a.summary);
-    const kb = key(b.summary);
-    return ka[0] - kb[0] || ka[1] - kb[1] || kb[2] - ka[2];
-  });
-  const summaries = runs.map((r) => r.summary);
-  mkdirSync(dir, { recursive: true });
-  const csvPath = join(dir, 'summary.csv');
-  writeFileAtomic(csvPath, [SUMMARY_COLUMNS.join(','), ...summaries.map((s) => SUMMARY_COLUMNS.map((c) => cell(s[c], 8)).join(','))].join('\n') + '\n');
+  return runs.sort((a, b) => a.summary.codebook_size - b.summary.codebook_size || a.summary.beta - b.summary.beta || b.summary.lr - a.summary.lr);
+}
 
+const MARKDOWN_COLUMNS: [keyof SweepRunSummary, string][] = [
+  ['codebook_size', 'K'],
+  ['beta', 'beta'],
+  ['lr', 'lr'],
+  ['state', 'state'],
+  ['step', 'step'],
+  ['train_loss', 'train loss'],
+  ['train_perplexity', 'train ppl'],
+  ['best_valid_loss', 'best valid loss'],
+  ['best_step', 'at step'],
+  ['valid_psnr', 'valid PSNR'],
+  ['eval_psnr', 'eval PSNR'],
+  ['eval_perplexity', 'eval ppl'],
+  ['eval_codebook_usage', 'codes used'],
+];
+
+/** summary.md: the runs ranked by best validation loss, then the unfinished and the missing ones. */
+function summaryMarkdown(dir: string, runs: LoadedRun[], unfinished: SweepRunSummary[], missing: string[], expected: number): string {
+  const summaries = runs.map((r) => r.summary);
   const ranked = [...summaries].sort((a, b) => (a.best_valid_loss ?? Infinity) - (b.best_valid_loss ?? Infinity));
-  const mdCols: [keyof SweepRunSummary, string][] = [
-    ['codebook_size', 'K'],
-    ['beta', 'beta'],
-    ['lr', 'lr'],
-    ['state', 'state'],
-    ['step', 'step'],
-    ['train_loss', 'train loss'],
-    ['train_perplexity', 'train ppl'],
-    ['best_valid_loss', 'best valid loss'],
-    ['best_step', 'at step'],
-    ['valid_psnr', 'valid PSNR'],
-    ['eval_psnr', 'eval PSNR'],
-    ['eval_perplexity', 'eval ppl'],
-    ['eval_codebook_usage', 'codes used'],
-  ];
-  const unfinished = summaries.filter((r) => r.state !== 'finished');
-  const present = new Set(summaries.map((r) => r.name));
-  const missing = expected.filter((n) => !present.has(n));
   const messages = new Map(runs.map((r) => [r.summary.name, r.message]));
   const notes = [
     ...(unfinished.length ? ['', '## Not finished', '', ...unfinished.map((r) => `- ${r.name}: ${r.state} at step ${r.step}/${r.steps}${messages.get(r.name) ? ` (${messages.get(r.name)})` : ''}`)] : []),
     ...(missing.length ? ['', '## Missing', '', `No run folder yet: ${missing.join(', ')}.`] : []),
   ];
-  const md = [
+  const cols = MARKDOWN_COLUMNS;
+  return [
     `# Sweep summary: ${dir}`,
     '',
-    `${summaries.length} runs (${summaries.length - unfinished.length} finished${expected.length ? ` of ${expected.length} settings` : ''}), best validation loss first. Train loss and perplexity: the last logged interval's mean; eval: the final evaluation (${summaries.find((s) => s.eval_split)?.eval_split ?? 'none yet'} split).`,
+    `${summaries.length} runs (${summaries.length - unfinished.length} finished${expected ? ` of ${expected} settings` : ''}), best validation loss first. Train loss and perplexity: the last logged interval's mean; eval: the final evaluation (${summaries.find((s) => s.eval_split)?.eval_split ?? 'none yet'} split).`,
     '',
-    `| ${mdCols.map(([, h]) => h).join(' | ')} |`,
-    `| ${mdCols.map(([k]) => (k === 'state' ? '---' : '---:')).join(' | ')} |`,
-    ...ranked.map((s) => `| ${mdCols.map(([k]) => (k === 'lr' ? formatLr(s.lr) : cell(s[k], 4))).join(' | ')} |`),
+    `| ${cols.map(([, h]) => h).join(' | ')} |`,
+    `| ${cols.map(([k]) => (k === 'state' ? '---' : '---:')).join(' | ')} |`,
+    ...ranked.map((s) => `| ${cols.map(([k]) => (k === 'lr' ? formatLr(s.lr) : cell(s[k], 4))).join(' | ')} |`),
     ...notes,
     '',
   ].join('\n');
-  const markdownPath = join(dir, 'summary.md');
-  writeFileAtomic(markdownPath, md);
+}
 
-  // overlaid curves per varied parameter
+/** For each parameter, for each setting of the other two with 2+ values of it: loss and perplexity curves overlaid. */
+function writeSweepFigures(figDir: string, runs: LoadedRun[]): string[] {
   const figures: string[] = [];
-  const figDir = join(dir, 'figures');
   for (const p of PARAMS) {
     const others = PARAMS.filter((q) => q !== p);
     const groups = new Map<string, LoadedRun[]>();
@@ -424,8 +433,7 @@ export function summarizeSweep(dir: string, expected: readonly string[] = []): S
       groups.get(g)!.push(r);
     }
     for (const [g, members] of groups) {
-      const values = new Set(members.map((m) => m.summary[p.key]));
-      if (values.size < 2) continue;
+      if (new Set(members.map((m) => m.summary[p.key])).size < 2) continue;
       members.sort((a, b) => (a.summary[p.key] as number) - (b.summary[p.key] as number));
       const title = others.map((q) => q.label(members[0].summary[q.key] as number)).join(', ');
       const series = (metric: 'loss' | 'perplexity') =>
@@ -442,5 +450,5 @@ export function summarizeSweep(dir: string, expected: readonly string[] = []): S
       figures.push(path);
     }
   }
-  return { runs: summaries, unfinished, missing, csvPath, markdownPath, figures };
+  return figures;
 }

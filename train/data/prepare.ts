@@ -246,150 +246,199 @@ export async function prepareData(root: string, opts: PrepareOptions = {}): Prom
 export async function prepareListing(listing: SourceListing, opts: PrepareOptions = {}): Promise<PrepareResult> {
   const t0 = performance.now();
   const pre = resolvePreprocess(opts.preprocess);
+  const paths = cachePaths(listing, pre, opts);
+  const count = listing.entries.length;
+  if (!opts.force) {
+    const h = readCacheHeader(paths.header, paths.key);
+    if (h && h.count === count && dataFileOk(paths.dir, h)) {
+      const seconds = (performance.now() - t0) / 1000;
+      return { dataPath: paths.data, headerPath: paths.header, header: h, cacheHit: true, resumed: 0, decoded: 0, skipped: h.skipped, missing: h.missing, seconds, imagesPerSecond: 0, listing };
+    }
+  }
+  const chunkSize = Math.max(1, Math.floor(opts.chunkSize ?? 128));
+  const cache = new PartialCache(paths, listing, chunkSize, opts.force ? null : readProgress(paths, chunkSize, count));
+  try {
+    const reporter = makeReporter(opts, `prepare ${basename(listing.root) || listing.root} (${pre.mode}/${pre.filter})`);
+    const tDecode = performance.now();
+    const info = (): ProgressInfo => {
+      const seconds = (performance.now() - tDecode) / 1000;
+      return { done: cache.resumed + cache.decoded, total: count, skipped: cache.skipped.length, seconds, imagesPerSecond: seconds > 0 ? cache.decoded / seconds : 0 };
+    };
+    let workers: number;
+    try {
+      workers = await decodeChunks(listing, pre, opts, cache, () => reporter.update(info()));
+    } finally {
+      cache.saveProgress();
+    }
+    if (opts.signal?.aborted) {
+      throw Object.assign(new Error(`prepare interrupted after ${cache.resumed + cache.decoded} of ${count} images; run it again to resume`), { name: 'AbortError' });
+    }
+    cache.complete();
+    const decodeSeconds = (performance.now() - tDecode) / 1000;
+    const imagesPerSecond = decodeSeconds > 0 ? cache.decoded / decodeSeconds : 0;
+    const header = cacheHeader(listing, pre, paths, cache.skipped, { seconds: decodeSeconds, imagesPerSecond, workers });
+    writeJsonAtomic(paths.header, header);
+    rmSync(paths.progress, { force: true });
+    removeStaleCaches(paths.dir, `${listing.kind}-${pre.mode}-${pre.filter}-`, paths.key, header.source.root);
+    reporter.end(info());
+    const seconds = (performance.now() - t0) / 1000;
+    return { dataPath: paths.data, headerPath: paths.header, header, cacheHit: false, resumed: cache.resumed, decoded: cache.decoded, skipped: cache.skipped, missing: listing.missing, seconds, imagesPerSecond, listing };
+  } finally {
+    cache.close();
+  }
+}
+
+/** The cache's files for a listing and preprocessing (see the top of this file). */
+interface CachePaths {
+  dir: string;
+  key: string;
+  data: string;
+  header: string;
+  partial: string;
+  progress: string;
+}
+
+function cachePaths(listing: SourceListing, pre: Preprocess, opts: PrepareOptions): CachePaths {
   const key = cacheKey(listing, pre);
   const dir = opts.cacheDir ? resolve(opts.cacheDir) : defaultCacheDir(listing.root);
   mkdirSync(dir, { recursive: true });
   const name = `${listing.kind}-${pre.mode}-${pre.filter}-${key}`;
-  const dataPath = join(dir, `${name}.u8`);
-  const headerPath = join(dir, `${name}.json`);
-  const partialPath = `${dataPath}.partial`;
-  const progressPath = join(dir, `${name}.progress.json`);
-  const count = listing.entries.length;
+  const data = join(dir, `${name}.u8`);
+  return { dir, key, data, header: join(dir, `${name}.json`), partial: `${data}.partial`, progress: join(dir, `${name}.progress.json`) };
+}
 
-  if (!opts.force) {
-    const h = readCacheHeader(headerPath, key);
-    if (h && h.count === count && dataFileOk(dir, h)) {
-      const seconds = (performance.now() - t0) / 1000;
-      return { dataPath, headerPath, header: h, cacheHit: true, resumed: 0, decoded: 0, skipped: h.skipped, missing: h.missing, seconds, imagesPerSecond: 0, listing };
-    }
-  }
-
-  const chunkSize = Math.max(1, Math.floor(opts.chunkSize ?? 128));
-  const nChunks = Math.ceil(count / chunkSize);
-  const done = new Uint8Array(nChunks);
-  let skipped: SkippedImage[] = [];
-  let resumed = 0;
-
-  // Resume an interrupted run of the same key, or start a fresh partial file.
-  let state: ProgressState | null = null;
-  if (!opts.force && existsSync(partialPath) && existsSync(progressPath)) {
-    try {
-      const s = JSON.parse(readFileSync(progressPath, 'utf8')) as ProgressState;
-      if (s.key === key && s.chunkSize === chunkSize && s.count === count && statSync(partialPath).size === count * IMAGE_VALUES) state = s;
-    } catch {
-      state = null;
-    }
-  }
-  const fd = openSync(partialPath, state ? 'r+' : 'w+');
+/** The progress of an interrupted prepare of the same key and chunking, if its partial file is intact. */
+function readProgress(paths: CachePaths, chunkSize: number, count: number): ProgressState | null {
+  if (!existsSync(paths.partial) || !existsSync(paths.progress)) return null;
   try {
-    if (state) {
-      for (const c of state.done) {
-        if (c >= 0 && c < nChunks && !done[c]) {
-          done[c] = 1;
-          resumed += Math.min(chunkSize, count - c * chunkSize);
-        }
-      }
-      skipped = state.skipped.filter((s) => done[Math.floor(s.index / chunkSize)]);
-    } else {
-      ftruncateSync(fd, count * IMAGE_VALUES);
-    }
-
-    const saveProgress = (): void => {
-      fdatasyncSync(fd);
-      const s: ProgressState = { key, chunkSize, count, done: [...done.keys()].filter((c) => done[c]), skipped };
-      writeJsonAtomic(progressPath, s);
-    };
-
-    const files = listing.entries.map((e) => join(listing.root, e.rel));
-    const pending: number[] = [];
-    for (let c = 0; c < nChunks; c++) if (!done[c]) pending.push(c);
-
-    const label = `prepare ${basename(listing.root) || listing.root} (${pre.mode}/${pre.filter})`;
-    const reporter = makeReporter(opts, label);
-    let decoded = 0;
-    let lastSave = Date.now();
-    const tDecode = performance.now();
-    const info = (): ProgressInfo => {
-      const seconds = (performance.now() - tDecode) / 1000;
-      return { done: resumed + decoded, total: count, skipped: skipped.length, seconds, imagesPerSecond: seconds > 0 ? decoded / seconds : 0 };
-    };
-
-    const accept = (c: number, data: Uint8Array, errors: { k: number; error: string }[]): void => {
-      const start = c * chunkSize;
-      let off = 0;
-      while (off < data.length) off += writeSync(fd, data, off, data.length - off, start * IMAGE_VALUES + off);
-      for (const e of errors) skipped.push({ index: start + e.k, file: listing.entries[start + e.k].rel, error: e.error });
-      done[c] = 1;
-      decoded += data.length / IMAGE_VALUES;
-      reporter.update(info());
-      if (Date.now() - lastSave > 5000) {
-        saveProgress();
-        lastSave = Date.now();
-      }
-    };
-    const chunkFiles = (c: number): string[] => files.slice(c * chunkSize, Math.min(count, (c + 1) * chunkSize));
-
-    let nWorkers = Math.min(opts.workers ?? availableParallelism(), pending.length);
-    if (nWorkers > 0 && !workersAvailable()) nWorkers = 0;
-    try {
-      if (nWorkers === 0) {
-        for (const c of pending) {
-          if (opts.signal?.aborted) break;
-          const { data, errors } = prepareFiles(chunkFiles(c), pre);
-          accept(c, data, errors);
-          await new Promise((r) => setImmediate(r)); // let signals and timers through
-        }
-      } else {
-        await runWorkers(nWorkers, pending, (c) => ({ type: 'prepare', id: c, files: chunkFiles(c), preprocess: pre }), accept, opts.signal);
-      }
-    } finally {
-      saveProgress();
-    }
-    if (opts.signal?.aborted) {
-      throw Object.assign(new Error(`prepare interrupted after ${resumed + decoded} of ${count} images; run it again to resume`), { name: 'AbortError' });
-    }
-
-    // Complete: data file first, then the header that marks it complete.
-    fdatasyncSync(fd);
-    closeSync(fd);
-    renameSync(partialPath, dataPath);
-    skipped.sort((a, b) => a.index - b.index);
-    const seconds = (performance.now() - t0) / 1000;
-    const decodeSeconds = (performance.now() - tDecode) / 1000;
-    const imagesPerSecond = decodeSeconds > 0 ? decoded / decodeSeconds : 0;
-    const skippedSet = new Set(skipped.map((s) => s.index));
-    const splits = listing.entries.map((e, i) => (skippedSet.has(i) ? 'x' : e.split < 0 ? '-' : String(e.split))).join('');
-    const header: CacheHeader = {
-      format: CACHE_FORMAT,
-      version: CACHE_VERSION,
-      key,
-      created: new Date().toISOString(),
-      source: { kind: listing.kind, root: resolve(listing.root), partitionFile: listing.partitionFile, fingerprint: listing.fingerprint, notes: listing.notes },
-      preprocess: pre,
-      size: IMAGE_SIZE,
-      layout: 'NCHW uint8',
-      bytesPerImage: IMAGE_VALUES,
-      count,
-      dataFile: basename(dataPath),
-      files: listing.entries.map((e) => e.rel),
-      splits,
-      skipped,
-      missing: listing.missing,
-      stats: { seconds: decodeSeconds, imagesPerSecond, workers: nWorkers },
-    };
-    writeJsonAtomic(headerPath, header);
-    rmSync(progressPath, { force: true });
-    removeStaleCaches(dir, `${listing.kind}-${pre.mode}-${pre.filter}-`, key, header.source.root);
-    reporter.end(info());
-    return { dataPath, headerPath, header, cacheHit: false, resumed, decoded, skipped, missing: listing.missing, seconds, imagesPerSecond, listing };
-  } catch (e) {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
-    }
-    throw e;
+    const s = JSON.parse(readFileSync(paths.progress, 'utf8')) as ProgressState;
+    const ok = s.key === paths.key && s.chunkSize === chunkSize && s.count === count && statSync(paths.partial).size === count * IMAGE_VALUES;
+    return ok ? s : null;
+  } catch {
+    return null;
   }
+}
+
+/** The partial data file being written: which chunks are done, and the images skipped so far. */
+class PartialCache {
+  readonly done: Uint8Array;
+  skipped: SkippedImage[] = [];
+  /** Images finished by an earlier, interrupted run. */
+  resumed = 0;
+  /** Images decoded by this run. */
+  decoded = 0;
+  private fd: number | null;
+  private lastSave = Date.now();
+
+  constructor(private readonly paths: CachePaths, private readonly listing: SourceListing, readonly chunkSize: number, state: ProgressState | null) {
+    const count = listing.entries.length;
+    this.done = new Uint8Array(Math.ceil(count / chunkSize));
+    this.fd = openSync(paths.partial, state ? 'r+' : 'w+');
+    if (!state) {
+      ftruncateSync(this.fd, count * IMAGE_VALUES);
+      return;
+    }
+    for (const c of state.done) {
+      if (c >= 0 && c < this.done.length && !this.done[c]) {
+        this.done[c] = 1;
+        this.resumed += Math.min(chunkSize, count - c * chunkSize);
+      }
+    }
+    this.skipped = state.skipped.filter((s) => this.done[Math.floor(s.index / chunkSize)]);
+  }
+
+  /** Chunks still to decode. */
+  pending(): number[] {
+    return [...this.done.keys()].filter((c) => !this.done[c]);
+  }
+
+  /** The source files of chunk `c`. */
+  chunkFiles(c: number): string[] {
+    const { entries, root } = this.listing;
+    return entries.slice(c * this.chunkSize, Math.min(entries.length, (c + 1) * this.chunkSize)).map((e) => join(root, e.rel));
+  }
+
+  /** Writes chunk `c`'s decoded images and records its failures; saves progress every 5 s. */
+  accept(c: number, data: Uint8Array, errors: { k: number; error: string }[]): void {
+    const start = c * this.chunkSize;
+    let off = 0;
+    while (off < data.length) off += writeSync(this.fd!, data, off, data.length - off, start * IMAGE_VALUES + off);
+    for (const e of errors) this.skipped.push({ index: start + e.k, file: this.listing.entries[start + e.k].rel, error: e.error });
+    this.done[c] = 1;
+    this.decoded += data.length / IMAGE_VALUES;
+    if (Date.now() - this.lastSave > 5000) {
+      this.saveProgress();
+      this.lastSave = Date.now();
+    }
+  }
+
+  /** Flushes the data and records the finished chunks, so an interrupted run resumes there. */
+  saveProgress(): void {
+    fdatasyncSync(this.fd!);
+    const { key } = this.paths;
+    const s: ProgressState = { key, chunkSize: this.chunkSize, count: this.listing.entries.length, done: [...this.done.keys()].filter((c) => this.done[c]), skipped: this.skipped };
+    writeJsonAtomic(this.paths.progress, s);
+  }
+
+  /** Flushes, closes and renames the partial file to the data file (the header comes after). */
+  complete(): void {
+    fdatasyncSync(this.fd!);
+    this.close();
+    renameSync(this.paths.partial, this.paths.data);
+    this.skipped.sort((a, b) => a.index - b.index);
+  }
+
+  close(): void {
+    if (this.fd === null) return;
+    closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+/** Decodes the pending chunks in worker threads (or here when none are available); returns the worker count. */
+async function decodeChunks(listing: SourceListing, pre: Preprocess, opts: PrepareOptions, cache: PartialCache, onChunk: () => void): Promise<number> {
+  const pending = cache.pending();
+  const accept = (c: number, data: Uint8Array, errors: { k: number; error: string }[]): void => {
+    cache.accept(c, data, errors);
+    onChunk();
+  };
+  let nWorkers = Math.min(opts.workers ?? availableParallelism(), pending.length);
+  if (nWorkers > 0 && !workersAvailable()) nWorkers = 0;
+  if (nWorkers > 0) {
+    await runWorkers(nWorkers, pending, (c) => ({ type: 'prepare', id: c, files: cache.chunkFiles(c), preprocess: pre }), accept, opts.signal);
+    return nWorkers;
+  }
+  for (const c of pending) {
+    if (opts.signal?.aborted) break;
+    const { data, errors } = prepareFiles(cache.chunkFiles(c), pre);
+    accept(c, data, errors);
+    await new Promise((r) => setImmediate(r)); // let signals and timers through
+  }
+  return 0;
+}
+
+/** The header that marks a cache complete. */
+function cacheHeader(listing: SourceListing, pre: Preprocess, paths: CachePaths, skipped: SkippedImage[], stats: CacheHeader['stats']): CacheHeader {
+  const skippedSet = new Set(skipped.map((s) => s.index));
+  const splits = listing.entries.map((e, i) => (skippedSet.has(i) ? 'x' : e.split < 0 ? '-' : String(e.split))).join('');
+  return {
+    format: CACHE_FORMAT,
+    version: CACHE_VERSION,
+    key: paths.key,
+    created: new Date().toISOString(),
+    source: { kind: listing.kind, root: resolve(listing.root), partitionFile: listing.partitionFile, fingerprint: listing.fingerprint, notes: listing.notes },
+    preprocess: pre,
+    size: IMAGE_SIZE,
+    layout: 'NCHW uint8',
+    bytesPerImage: IMAGE_VALUES,
+    count: listing.entries.length,
+    dataFile: basename(paths.data),
+    files: listing.entries.map((e) => e.rel),
+    splits,
+    skipped,
+    missing: listing.missing,
+    stats,
+  };
 }
 
 /**

@@ -216,19 +216,58 @@ function range(rng: Rng, lo: number, hi: number): number {
   return lo + (hi - lo) * rng.next();
 }
 
+/** The drawn features' shared measures: placement, face size, colours and style. */
+interface Face {
+  scale: number;
+  rx: number;
+  ry: number;
+  /** Signed distance to the face outline (negative inside). */
+  faceD: (u: number, v: number) => number;
+  skin: RGB;
+  skinShadow: RGB;
+  hair: RGB;
+  cloth: RGB;
+  /** Side lighting, -0.25 .. 0.25. */
+  light: number;
+  style: 'short' | 'bob' | 'long' | 'bald' | 'buzz';
+}
+
+/** The eyes' measures (drawn before the brows, which sit above them). */
+interface Eyes {
+  y: number;
+  x: number;
+  rx: number;
+  ry: number;
+}
+
+// Each part below draws from the image's generator in a fixed order: reordering the calls
+// changes every synthetic image (the dataset's hash is checked by test/data.test.ts).
+
 /** Renders synthetic face `index` of `seed` as planar 3x64x64 uint8 into out at offset. */
 export function renderSyntheticFace(seed: number, index: number, out: Uint8Array, offset = 0, canvas = new Canvas()): void {
   const rng = new Rng(mixSeed(seed, index));
   const cv = canvas;
-
-  // Placement: centre, size and tilt of the face.
   const scale = range(rng, 0.82, 1.12);
   const fcx = 32 + range(rng, -4, 4);
   const fcy = 31 + range(rng, -3, 4);
-  const tilt = range(rng, -0.16, 0.16);
-  cv.setFrame(fcx, fcy, tilt);
+  cv.setFrame(fcx, fcy, range(rng, -0.16, 0.16));
+  drawBackground(rng, cv);
+  const f = faceMeasures(rng, scale);
+  drawHairBehind(rng, cv, f);
+  drawBody(rng, cv, f);
+  cv.paint(0, 0, [f.rx + 1, f.ry + 1], (u, v) => cov(f.faceD(u, v)), f.skin, 1, (u, v) => 1 + f.light * (u / f.rx) - 0.12 * Math.max(0, len2(u / f.rx, v / f.ry) - 0.55));
+  drawBlush(rng, cv, f);
+  drawHairCap(rng, cv, f);
+  drawBeard(rng, cv, f);
+  const eyes = drawEyesAndBrows(rng, cv, f);
+  drawNose(rng, cv, f);
+  drawMouth(rng, cv, f);
+  drawGlasses(rng, cv, f, eyes);
+  cv.toPlanar(out, offset);
+}
 
-  // Background: a two-colour gradient plus a few soft blobs.
+/** A two-colour gradient plus a few soft blobs. */
+function drawBackground(rng: Rng, cv: Canvas): void {
   const bgHue = rng.next();
   const bgA = hsv(bgHue, range(rng, 0.05, 0.6), range(rng, 0.25, 0.95));
   const bgB = hsv((bgHue + range(rng, -0.15, 0.15) + 1) % 1, range(rng, 0.05, 0.6), range(rng, 0.15, 0.9));
@@ -255,8 +294,10 @@ export function renderSyntheticFace(seed: number, index: number, out: Uint8Array
       return d >= 1.5 ? 0 : 0.5 * Math.exp(-2 * d * d);
     }, col);
   }
+}
 
-  // Face geometry (local units are pixels).
+/** Face geometry (local units are pixels), colours and hair style. */
+function faceMeasures(rng: Rng, scale: number): Face {
   const rx = range(rng, 12.5, 15) * scale;
   const ry = rx * range(rng, 1.18, 1.42);
   const jaw = range(rng, 0.08, 0.3); // how much the lower face narrows
@@ -264,124 +305,104 @@ export function renderSyntheticFace(seed: number, index: number, out: Uint8Array
     const k = v > 0 ? 1 - jaw * Math.min(1, v / ry) : 1;
     return ellipseDist(u / k, v, rx, ry) * Math.min(1, k + 0.1);
   };
-
-  // Colours.
   const tone = Math.pow(rng.next(), 0.55); // most faces light to mid, some dark
   let skin = tone < 0.5 ? mixRgb(SKIN_DARK, SKIN_MID, tone * 2) : mixRgb(SKIN_MID, SKIN_LIGHT, (tone - 0.5) * 2);
   skin = [skin[0] * range(rng, 0.95, 1.05), skin[1] * range(rng, 0.95, 1.04), skin[2] * range(rng, 0.92, 1.06)];
-  const skinShadow = scaleRgb(skin, 0.78);
   let hair = pick(rng, HAIR, HAIR_WEIGHTS);
   if (rng.next() < 0.04) hair = hsv(rng.next(), range(rng, 0.5, 0.8), range(rng, 0.4, 0.8)); // dyed
   hair = scaleRgb(hair, range(rng, 0.85, 1.12));
   const cloth = hsv(rng.next(), range(rng, 0.1, 0.8), range(rng, 0.15, 0.9));
-  const light = range(rng, -0.25, 0.25); // side lighting
-  const shadeFace = (u: number, v: number): number => 1 + light * (u / rx) - 0.12 * Math.max(0, len2(u / rx, v / ry) - 0.55);
-
+  const light = range(rng, -0.25, 0.25);
   const style = pick(rng, ['short', 'bob', 'long', 'bald', 'buzz'] as const, [0.32, 0.2, 0.3, 0.06, 0.12]);
+  return { scale, rx, ry, faceD, skin, skinShadow: scaleRgb(skin, 0.78), hair, cloth, light, style };
+}
 
-  // Hair behind the head.
-  if (style === 'long' || style === 'bob') {
-    const hx = rx * range(rng, 1.22, 1.45);
-    const top = -ry * 1.12;
-    const bottom = style === 'long' ? ry * range(rng, 1.4, 2.6) : ry * range(rng, 0.55, 0.85);
-    const hy = (bottom - top) / 2;
-    const hc = (bottom + top) / 2;
-    cv.paint(0, hc, [hx * 1.4 + 1, hy + 1], (u, v) => {
-      const k = v > 0 ? 1 + 0.15 * (v / hy) : 1; // widen a little towards the bottom
-      return cov(ellipseDist(u / k, v - hc, hx, hy));
-    }, hair, 1, (u) => 1 + 0.15 * light * (u / hx));
-  }
+/** Long hair and bobs fall behind the head and shoulders. */
+function drawHairBehind(rng: Rng, cv: Canvas, f: Face): void {
+  if (f.style !== 'long' && f.style !== 'bob') return;
+  const hx = f.rx * range(rng, 1.22, 1.45);
+  const top = -f.ry * 1.12;
+  const bottom = f.style === 'long' ? f.ry * range(rng, 1.4, 2.6) : f.ry * range(rng, 0.55, 0.85);
+  const hy = (bottom - top) / 2;
+  const hc = (bottom + top) / 2;
+  cv.paint(0, hc, [hx * 1.4 + 1, hy + 1], (u, v) => {
+    const k = v > 0 ? 1 + 0.15 * (v / hy) : 1; // widen a little towards the bottom
+    return cov(ellipseDist(u / k, v - hc, hx, hy));
+  }, f.hair, 1, (u) => 1 + 0.15 * f.light * (u / hx));
+}
 
-  // Clothes, neck, ears.
+/** Clothes, neck and ears. */
+function drawBody(rng: Rng, cv: Canvas, f: Face): void {
+  const { rx, ry } = f;
   const shoulderY = ry * range(rng, 1.55, 1.85);
   const shoulderW = rx * range(rng, 2.2, 2.9);
-  cv.ellipse(0, shoulderY + ry * 0.9, shoulderW, ry * 1.15, cloth);
+  cv.ellipse(0, shoulderY + ry * 0.9, shoulderW, ry * 1.15, f.cloth);
   const neckW = rx * range(rng, 0.5, 0.7);
   cv.paint(0, (shoulderY + 2) / 2, [neckW + 1, (shoulderY + 2) / 2 + 1], (u, v) => {
     const side = cov(Math.abs(u) - neckW);
     const vertical = cov(v - (shoulderY + 2)) * cov(-v);
     return Math.min(side, vertical);
-  }, skinShadow);
+  }, f.skinShadow);
   const earY = range(rng, -0.1, 0.12) * ry;
   const earR = rx * range(rng, 0.16, 0.24);
-  for (const sgn of [-1, 1]) cv.ellipse(sgn * rx * 0.97, earY, earR, earR * 1.6, skinShadow);
+  for (const sgn of [-1, 1]) cv.ellipse(sgn * rx * 0.97, earY, earR, earR * 1.6, f.skinShadow);
+}
 
-  // Face.
-  cv.paint(0, 0, [rx + 1, ry + 1], (u, v) => cov(faceD(u, v)), skin, 1, shadeFace);
-
-  // Blush.
-  if (rng.next() < 0.3) {
-    const blush: RGB = [Math.min(1, skin[0] * 1.05 + 0.05), skin[1] * 0.8, skin[2] * 0.8];
-    for (const sgn of [-1, 1]) {
-      const bx = sgn * rx * 0.55;
-      const by = ry * 0.25;
-      cv.paint(bx, by, rx * 0.35, (u, v) => {
-        const d = len2(u - bx, v - by) / (rx * 0.25);
-        return d > 1.4 ? 0 : 0.5 * Math.exp(-2 * d * d);
-      }, blush);
-    }
+function drawBlush(rng: Rng, cv: Canvas, f: Face): void {
+  if (rng.next() >= 0.3) return;
+  const blush: RGB = [Math.min(1, f.skin[0] * 1.05 + 0.05), f.skin[1] * 0.8, f.skin[2] * 0.8];
+  for (const sgn of [-1, 1]) {
+    const bx = sgn * f.rx * 0.55;
+    const by = f.ry * 0.25;
+    cv.paint(bx, by, f.rx * 0.35, (u, v) => {
+      const d = len2(u - bx, v - by) / (f.rx * 0.25);
+      return d > 1.4 ? 0 : 0.5 * Math.exp(-2 * d * d);
+    }, blush);
   }
+}
 
-  // Hair on top: a cap over the forehead down to a hairline (straight, side-parted or fringe).
-  if (style !== 'bald') {
-    const capRx = rx * 1.1;
-    const capRy = ry * 1.08;
-    const capCy = -ry * 0.04;
-    const hairline = -ry * (style === 'buzz' ? range(rng, 0.5, 0.62) : range(rng, 0.28, 0.52));
-    const slant = range(rng, -0.35, 0.35);
-    const curve = range(rng, -0.6, 0.4) * ry * 0.25;
-    const capColor = style === 'buzz' ? mixRgb(hair, skin, 0.35) : hair;
-    cv.paint(0, capCy - capRy * 0.4, [capRx + 1, capRy * 0.6 + 2], (u, v) => {
-      const inCap = cov(ellipseDist(u, v - capCy, capRx, capRy));
-      const t = u / rx;
-      const line = hairline + slant * u + curve * (1 - t * t);
-      return Math.min(inCap, cov(v - line));
-    }, capColor, 1, (u) => 1 + 0.15 * light * (u / rx));
-    // Side locks in front of the ears for long hair and bobs.
-    if (style === 'long' || style === 'bob') {
-      for (const sgn of [-1, 1]) {
-        const sx = sgn * rx * 0.95;
-        const sy = -ry * 0.1;
-        cv.ellipse(sx, sy, rx * range(rng, 0.16, 0.26), ry * range(rng, 0.45, 0.65), hair, 1, -sgn * 0.08);
-      }
-    }
+/** Hair on top: a cap over the forehead down to a hairline (straight, side-parted or fringe), and side locks. */
+function drawHairCap(rng: Rng, cv: Canvas, f: Face): void {
+  if (f.style === 'bald') return;
+  const { rx, ry } = f;
+  const capRx = rx * 1.1;
+  const capRy = ry * 1.08;
+  const capCy = -ry * 0.04;
+  const hairline = -ry * (f.style === 'buzz' ? range(rng, 0.5, 0.62) : range(rng, 0.28, 0.52));
+  const slant = range(rng, -0.35, 0.35);
+  const curve = range(rng, -0.6, 0.4) * ry * 0.25;
+  const capColor = f.style === 'buzz' ? mixRgb(f.hair, f.skin, 0.35) : f.hair;
+  cv.paint(0, capCy - capRy * 0.4, [capRx + 1, capRy * 0.6 + 2], (u, v) => {
+    const inCap = cov(ellipseDist(u, v - capCy, capRx, capRy));
+    const t = u / rx;
+    const line = hairline + slant * u + curve * (1 - t * t);
+    return Math.min(inCap, cov(v - line));
+  }, capColor, 1, (u) => 1 + 0.15 * f.light * (u / rx));
+  if (f.style !== 'long' && f.style !== 'bob') return;
+  for (const sgn of [-1, 1]) {
+    cv.ellipse(sgn * rx * 0.95, -ry * 0.1, rx * range(rng, 0.16, 0.26), ry * range(rng, 0.45, 0.65), f.hair, 1, -sgn * 0.08);
   }
+}
 
-  // Beard.
-  const bearded = style !== 'long' && rng.next() < 0.12;
-  if (bearded) {
-    const beardCol = mixRgb(hair, skin, range(rng, 0.05, 0.3));
-    const top = ry * range(rng, 0.15, 0.3);
-    cv.paint(0, ry * 0.6, ry + 2, (u, v) => Math.min(cov(faceD(u, v) - 0.8), cov(top - v + 0.25 * Math.abs(u))), beardCol);
-  }
+function drawBeard(rng: Rng, cv: Canvas, f: Face): void {
+  if (f.style === 'long' || rng.next() >= 0.12) return;
+  const beardCol = mixRgb(f.hair, f.skin, range(rng, 0.05, 0.3));
+  const top = f.ry * range(rng, 0.15, 0.3);
+  cv.paint(0, f.ry * 0.6, f.ry + 2, (u, v) => Math.min(cov(f.faceD(u, v) - 0.8), cov(top - v + 0.25 * Math.abs(u))), beardCol);
+}
 
-  // Eyes.
+/** Brows, then eyes (white, iris, pupil, highlight, lid; or closed); returns the eyes' measures. */
+function drawEyesAndBrows(rng: Rng, cv: Canvas, f: Face): Eyes {
+  const { rx, ry } = f;
   const eyeY = -ry * range(rng, 0.05, 0.18);
   const eyeX = rx * range(rng, 0.36, 0.46);
   const eyeRx = rx * range(rng, 0.17, 0.23);
   const eyeRy = eyeRx * range(rng, 0.48, 0.7);
   const iris = pick(rng, IRIS);
   const gaze = range(rng, -0.3, 0.3) * eyeRx;
-  const eyeWhite: RGB = [0.93, 0.92, 0.9];
-  const lid = scaleRgb(mixRgb(hair, [0.1, 0.07, 0.06], 0.5), 0.8);
+  const lid = scaleRgb(mixRgb(f.hair, [0.1, 0.07, 0.06], 0.5), 0.8);
   const closed = rng.next() < 0.05;
-
-  // Brows.
-  const browY = eyeY - eyeRy - ry * range(rng, 0.1, 0.18);
-  const browRx = eyeRx * range(rng, 1.05, 1.35);
-  const browRy = range(rng, 0.6, 1.15) * scale;
-  const browTilt = range(rng, -0.25, 0.2);
-  const browCol = mixRgb(hair, [0.08, 0.06, 0.05], hair[0] > 0.6 ? 0.45 : 0.15);
-  for (const sgn of [-1, 1]) {
-    const bx = sgn * eyeX;
-    cv.paint(bx, browY, browRx + 2, (u, v) => {
-      // An arc: an ellipse offset downwards, cut by a bigger one.
-      const du = (u - bx) * sgn;
-      const dv = v - browY + 0.25 * (du * du) / browRx + browTilt * du;
-      return cov(ellipseDist(du, dv, browRx, browRy));
-    }, browCol, 0.92);
-  }
-
+  drawBrows(rng, cv, f, { y: eyeY, x: eyeX, rx: eyeRx, ry: eyeRy });
   for (const sgn of [-1, 1]) {
     const ex = sgn * eyeX;
     if (closed) {
@@ -393,39 +414,63 @@ export function renderSyntheticFace(seed: number, index: number, out: Uint8Array
       continue;
     }
     // Socket shadow, white, iris, pupil, highlight, upper lid.
-    cv.ellipse(ex, eyeY - 0.3, eyeRx * 1.25, eyeRy * 1.5, skinShadow, 0.35);
-    cv.ellipse(ex, eyeY, eyeRx, eyeRy, eyeWhite);
+    cv.ellipse(ex, eyeY - 0.3, eyeRx * 1.25, eyeRy * 1.5, f.skinShadow, 0.35);
+    cv.ellipse(ex, eyeY, eyeRx, eyeRy, EYE_WHITE);
     const ir = Math.min(eyeRy * 1.05, eyeRx * 0.62);
     const ix = ex + gaze;
-    cv.paint(ix, eyeY, ir + 1, (u, v) => Math.min(cov(len2(u - ix, v - eyeY) - ir), cov(ellipseDist(u - ex, v - eyeY, eyeRx, eyeRy))), iris);
-    cv.paint(ix, eyeY, ir + 1, (u, v) => Math.min(cov(len2(u - ix, v - eyeY) - ir * 0.5), cov(ellipseDist(u - ex, v - eyeY, eyeRx, eyeRy))), [0.03, 0.03, 0.03]);
+    const inEye = (u: number, v: number) => cov(ellipseDist(u - ex, v - eyeY, eyeRx, eyeRy));
+    cv.paint(ix, eyeY, ir + 1, (u, v) => Math.min(cov(len2(u - ix, v - eyeY) - ir), inEye(u, v)), iris);
+    cv.paint(ix, eyeY, ir + 1, (u, v) => Math.min(cov(len2(u - ix, v - eyeY) - ir * 0.5), inEye(u, v)), [0.03, 0.03, 0.03]);
     cv.ellipse(ix + ir * 0.35, eyeY - ir * 0.35, 0.45, 0.45, [1, 1, 1], 0.8);
     cv.paint(ex, eyeY - eyeRy, eyeRx + 2, (u, v) => {
       const d = ellipseDist(u - ex, v - eyeY, eyeRx * 1.05, eyeRy * 1.05);
       return v < eyeY ? cov(Math.abs(d) - 0.55) : 0;
     }, lid);
   }
+  return { y: eyeY, x: eyeX, rx: eyeRx, ry: eyeRy };
+}
 
-  // Nose: a soft shadow on the lit-away side and two nostrils.
-  const noseY = ry * range(rng, 0.18, 0.3);
-  const noseW = rx * range(rng, 0.13, 0.2);
-  const noseSide = light >= 0 ? -1 : 1;
-  cv.ellipse(noseSide * noseW * 0.6, noseY - ry * 0.15, noseW * 0.45, ry * 0.2, skinShadow, 0.45);
-  cv.ellipse(0, noseY + 0.3, noseW * 1.1, noseW * 0.55, skinShadow, 0.5);
-  for (const sgn of [-1, 1]) cv.ellipse(sgn * noseW * 0.5, noseY + 0.5, 0.75 * scale, 0.5 * scale, scaleRgb(skin, 0.45), 0.85);
+const EYE_WHITE: RGB = [0.93, 0.92, 0.9];
 
-  // Mouth.
-  const mouthY = ry * range(rng, 0.5, 0.6);
-  const mouthW = rx * range(rng, 0.32, 0.5);
-  const lip: RGB = [Math.min(1, skin[0] * 0.85 + 0.12), skin[1] * 0.6, skin[2] * 0.62];
-  const dark: RGB = [0.22, 0.06, 0.06];
+/** Brows: an arc (an ellipse bent downwards) above each eye. */
+function drawBrows(rng: Rng, cv: Canvas, f: Face, eye: Eyes): void {
+  const browY = eye.y - eye.ry - f.ry * range(rng, 0.1, 0.18);
+  const browRx = eye.rx * range(rng, 1.05, 1.35);
+  const browRy = range(rng, 0.6, 1.15) * f.scale;
+  const browTilt = range(rng, -0.25, 0.2);
+  const browCol = mixRgb(f.hair, [0.08, 0.06, 0.05], f.hair[0] > 0.6 ? 0.45 : 0.15);
+  for (const sgn of [-1, 1]) {
+    const bx = sgn * eye.x;
+    cv.paint(bx, browY, browRx + 2, (u, v) => {
+      const du = (u - bx) * sgn;
+      const dv = v - browY + 0.25 * (du * du) / browRx + browTilt * du;
+      return cov(ellipseDist(du, dv, browRx, browRy));
+    }, browCol, 0.92);
+  }
+}
+
+/** A soft shadow on the lit-away side and two nostrils. */
+function drawNose(rng: Rng, cv: Canvas, f: Face): void {
+  const noseY = f.ry * range(rng, 0.18, 0.3);
+  const noseW = f.rx * range(rng, 0.13, 0.2);
+  const noseSide = f.light >= 0 ? -1 : 1;
+  cv.ellipse(noseSide * noseW * 0.6, noseY - f.ry * 0.15, noseW * 0.45, f.ry * 0.2, f.skinShadow, 0.45);
+  cv.ellipse(0, noseY + 0.3, noseW * 1.1, noseW * 0.55, f.skinShadow, 0.5);
+  for (const sgn of [-1, 1]) cv.ellipse(sgn * noseW * 0.5, noseY + 0.5, 0.75 * f.scale, 0.5 * f.scale, scaleRgb(f.skin, 0.45), 0.85);
+}
+
+/** A smile, a neutral mouth, or an open one (or grin) with teeth. */
+function drawMouth(rng: Rng, cv: Canvas, f: Face): void {
+  const mouthY = f.ry * range(rng, 0.5, 0.6);
+  const mouthW = f.rx * range(rng, 0.32, 0.5);
+  const lip: RGB = [Math.min(1, f.skin[0] * 0.85 + 0.12), f.skin[1] * 0.6, f.skin[2] * 0.62];
   const mood = pick(rng, ['smile', 'neutral', 'open', 'grin'] as const, [0.35, 0.3, 0.12, 0.23]);
   if (mood === 'neutral') {
-    const lipH = range(rng, 1.0, 1.8) * scale;
+    const lipH = range(rng, 1.0, 1.8) * f.scale;
     cv.ellipse(0, mouthY, mouthW, lipH, lip);
     cv.paint(0, mouthY, mouthW + 2, (u, v) => Math.min(cov(Math.abs(v - mouthY) - 0.35), cov(Math.abs(u) - mouthW * 0.95)), scaleRgb(lip, 0.55));
   } else if (mood === 'smile') {
-    const bend = range(rng, 1.2, 2.6) * scale;
+    const bend = range(rng, 1.2, 2.6) * f.scale;
     cv.paint(0, mouthY, mouthW + 2, (u, v) => {
       const t = u / mouthW;
       const centre = mouthY + bend * (1 - t * t) * 0.5;
@@ -437,32 +482,32 @@ export function renderSyntheticFace(seed: number, index: number, out: Uint8Array
       return Math.min(cov(Math.abs(v - mouthY - bend * (1 - t * t) * 0.5) - 0.3), cov(Math.abs(u) - mouthW * 0.97));
     }, scaleRgb(lip, 0.5));
   } else {
-    // Open mouth (or grin): a dark D-shape with a band of teeth, lips around it.
-    const openH = (mood === 'open' ? range(rng, 2.2, 3.4) : range(rng, 1.6, 2.4)) * scale;
+    // A dark D-shape with a band of teeth, lips around it.
+    const openH = (mood === 'open' ? range(rng, 2.2, 3.4) : range(rng, 1.6, 2.4)) * f.scale;
     const mouthD = (u: number, v: number) => {
       const dv = v - mouthY;
       return dv < 0 ? Math.max(-dv - 0.6, Math.abs(u) - mouthW + dv * 0.3) : ellipseDist(u, dv, mouthW, openH);
     };
     cv.paint(0, mouthY, mouthW + 3, (u, v) => cov(mouthD(u, v) - 0.9), lip);
-    cv.paint(0, mouthY, mouthW + 3, (u, v) => cov(mouthD(u, v)), dark);
+    cv.paint(0, mouthY, mouthW + 3, (u, v) => cov(mouthD(u, v)), [0.22, 0.06, 0.06]);
     cv.paint(0, mouthY, mouthW + 3, (u, v) => Math.min(cov(mouthD(u, v) + 0.2), cov(v - mouthY - openH * 0.45)), [0.94, 0.92, 0.86]);
   }
+}
 
-  // Glasses.
-  if (rng.next() < 0.1) {
-    const frame: RGB = rng.next() < 0.7 ? [0.06, 0.05, 0.05] : hsv(rng.next(), 0.6, 0.5);
-    const gr = eyeRx * range(rng, 1.35, 1.6);
-    const gry = gr * range(rng, 0.75, 1);
-    const thick = range(rng, 0.35, 0.7);
-    for (const sgn of [-1, 1]) {
-      const gxc = sgn * eyeX;
-      cv.paint(gxc, eyeY, gr + 2, (u, v) => cov(Math.abs(ellipseDist(u - gxc, v - eyeY, gr, gry)) - thick), frame);
-      cv.paint(sgn * (eyeX + gr + rx * 0.15), eyeY, rx * 0.2 + 2, (u, v) => Math.min(cov(Math.abs(v - eyeY + 0.5) - thick), cov(Math.abs(u - sgn * (eyeX + gr + rx * 0.1)) - rx * 0.12)), frame);
-    }
-    cv.paint(0, eyeY, eyeX, (u, v) => Math.min(cov(Math.abs(v - eyeY + 0.3 * gry) - thick), cov(Math.abs(u) - (eyeX - gr) - 0.5)), frame);
+/** Sometimes: two rims, their arms and a bridge. */
+function drawGlasses(rng: Rng, cv: Canvas, f: Face, eye: Eyes): void {
+  if (rng.next() >= 0.1) return;
+  const frame: RGB = rng.next() < 0.7 ? [0.06, 0.05, 0.05] : hsv(rng.next(), 0.6, 0.5);
+  const gr = eye.rx * range(rng, 1.35, 1.6);
+  const gry = gr * range(rng, 0.75, 1);
+  const thick = range(rng, 0.35, 0.7);
+  const { x: eyeX, y: eyeY } = eye;
+  for (const sgn of [-1, 1]) {
+    const gxc = sgn * eyeX;
+    cv.paint(gxc, eyeY, gr + 2, (u, v) => cov(Math.abs(ellipseDist(u - gxc, v - eyeY, gr, gry)) - thick), frame);
+    cv.paint(sgn * (eyeX + gr + f.rx * 0.15), eyeY, f.rx * 0.2 + 2, (u, v) => Math.min(cov(Math.abs(v - eyeY + 0.5) - thick), cov(Math.abs(u - sgn * (eyeX + gr + f.rx * 0.1)) - f.rx * 0.12)), frame);
   }
-
-  cv.toPlanar(out, offset);
+  cv.paint(0, eyeY, eyeX, (u, v) => Math.min(cov(Math.abs(v - eyeY + 0.3 * gry) - thick), cov(Math.abs(u) - (eyeX - gr) - 0.5)), frame);
 }
 
 /** Renders `count` faces starting at `start` as planar NCHW uint8 (count x 3 x 64 x 64). */
