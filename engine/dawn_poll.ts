@@ -1,10 +1,9 @@
 // Dawn's Node binding learns that GPU work finished (a mapAsync, onSubmittedWorkDone or
 // popErrorScope promise) by polling: while any such promise is pending it calls
 // wgpuInstanceProcessEvents and re-queues itself with the global `setImmediate`, a busy loop
-// that keeps one CPU core at 100% (crbug.com/dawn/1127; measured here: ~1,300 polls for one
-// 15 ms matmul). On a discrete GPU that costs a core nobody else needs. On a CPU device
-// (lavapipe, SwiftShader) the device's own worker threads need that core: on a 2-core machine
-// the busy loop made every kernel about 30% slower.
+// that keeps one CPU core at 100% (crbug.com/dawn/1127). On a discrete GPU that costs a core
+// nobody else needs. On a CPU device (lavapipe, SwiftShader) the device's own worker threads
+// need that core, so the busy loop slows every kernel (bench: any case with VQ_DAWN_POLL=spin).
 //
 // So on CPU devices we route Dawn's poll (and only Dawn's) through a short timer. Dawn looks up
 // `setImmediate` on the global object each time it schedules a poll, and passes a native,
