@@ -33,6 +33,14 @@ export interface BenchCase {
   /** Default repetitions and warm-ups (slow cases ask for fewer). */
   reps?: number;
   warmup?: number;
+  /**
+   * Runs per wall-clock sample, on a GPU and on a CPU device: each sample runs the case this
+   * many times back to back (each run submitted, one sync at the end), as training runs its
+   * steps, and records the time per run. Without it a wall sample is one run and a sync.
+   */
+  backToBack?: { gpu: number; cpu: number };
+  /** Images one run processes (a training step: its batch), for images/s. */
+  images?: number;
   setup: () => Prepared | Promise<Prepared>;
   /**
    * The kernel plan one repetition runs, as one line (engine describe* functions: describeConvPlan,
@@ -76,8 +84,23 @@ export interface BenchEntry {
   max_ms: number;
   q1_ms: number;
   q3_ms: number;
-  /** Wall clock of run + sync: what `vs.speedup` compares (tfjs is timed the same way). */
+  /**
+   * Wall clock per run: of `back_to_back` runs with one sync at the end, divided by their
+   * number (1: run + sync). What `vs.speedup` compares (tfjs: run + sync).
+   */
   wall_ms: number;
+  /** Runs per wall sample (BenchCase.backToBack, or 1). */
+  back_to_back: number;
+  /** Images per second of wall clock (BenchCase.images over wall_ms), or null. */
+  images_per_s: number | null;
+  /**
+   * Pool bytes the case's first run needed at its peak, with the pool's free buffers dropped
+   * before it: handed out plus released but not yet reusable (the device memory a step needs;
+   * beside PyTorch's max_memory_allocated). Bytes held before the case's setup are not counted.
+   */
+  peak_bytes: number;
+  /** The most pool bytes handed out at once during that run (the same baseline). */
+  peak_live_bytes: number;
   reps: number;
   /** Back-to-back runs per GPU timing sample (median_ms is per run). */
   runs_per_sample: number;
@@ -101,6 +124,8 @@ export interface RunOptions {
   reps?: number;
   warmup?: number;
   quick?: boolean;
+  /** Back-to-back runs per wall sample for the cases that time back to back (their backToBack). */
+  steps?: number;
   /** Also time the case in tfjs-webgpu. */
   tf?: Tf | null;
   timeTfjs?: (tf: Tf, work: () => TfTensor | TfTensor[], o: { warmup: number; reps: number }) => Promise<number[]>;
@@ -126,12 +151,23 @@ interface CaseRun {
   finish(): BenchEntry;
 }
 
+/** Runs per wall sample: `steps` or the case's own for this kind of device; 1 if it has none. */
+export function backToBackRuns(c: Pick<BenchCase, 'backToBack'>, isCpu: boolean, steps?: number): number {
+  if (!c.backToBack) return 1;
+  return steps ?? (isCpu ? c.backToBack.cpu : c.backToBack.gpu);
+}
+
 async function startCase(c: BenchCase, o: RunOptions): Promise<CaseRun> {
   const { reps, warmup } = repsFor(c, o);
   const r = rt();
   const plan = casePlan(c);
+  // the case's peak counts only what it holds: not other cases' data (--interleave) or caches
+  const liveBefore = r.pool.stats().liveBytes;
+  let peak = { held: NaN, live: NaN };
   const p = await c.setup();
   const theirs = o.tf && c.tfjs && o.timeTfjs ? await c.tfjs(o.tf) : null;
+  // tfjs is timed run + sync, so a case compared with it is too
+  const runsPerWall = theirs ? 1 : backToBackRuns(c, r.caps.isCpu, o.steps);
   const gpu: number[] = [];
   const wall: number[] = [];
   let perSample = 1;
@@ -142,7 +178,20 @@ async function startCase(c: BenchCase, o: RunOptions): Promise<CaseRun> {
   };
   return {
     async warm() {
-      for (let i = 0; i < warmup; i++) {
+      // The first warm-up run (there is always one) measures the peak: free buffers dropped
+      // first, so the pool holds only live data and what the run needs beyond it is allocated
+      // during the run.
+      await r.sync();
+      r.pool.trim();
+      r.pool.resetPeak();
+      const s0 = r.pool.stats();
+      const own = s0.liveBytes - liveBefore; // the case's data (weights, optimizer state, batch)
+      const others = s0.liveBytes + s0.pooledBytes - own;
+      p.run();
+      await r.sync();
+      const s = r.pool.stats();
+      peak = { held: s.peakHeldBytes - others, live: s.peakLiveBytes - liveBefore };
+      for (let i = 1; i < warmup; i++) {
         p.run();
         await r.sync();
       }
@@ -169,9 +218,12 @@ async function startCase(c: BenchCase, o: RunOptions): Promise<CaseRun> {
     },
     async sample() {
       const t0 = performance.now();
-      p.run();
+      for (let j = 0; j < runsPerWall; j++) {
+        p.run();
+        r.flush();
+      }
       await r.sync();
-      wall.push(performance.now() - t0);
+      wall.push((performance.now() - t0) / runsPerWall);
       // Each run is submitted on its own, so its buffers return to the pool for the next one
       // (unsubmitted, a sample's outputs would pile up in fresh memory: slower, and not how
       // training runs).
@@ -205,6 +257,10 @@ async function startCase(c: BenchCase, o: RunOptions): Promise<CaseRun> {
         q1_ms: s.q1,
         q3_ms: s.q3,
         wall_ms: w.median,
+        back_to_back: runsPerWall,
+        images_per_s: c.images ? c.images / (w.median / 1e3) : null,
+        peak_bytes: peak.held,
+        peak_live_bytes: peak.live,
         reps: wall.length,
         runs_per_sample: perSample,
         samples_ms: samples,
@@ -305,7 +361,7 @@ const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
 /** A fixed-width table of entries. */
 export function formatTable(entries: BenchEntry[]): string {
-  const head = ['case', 'ms (median)', 'IQR ms', 'min-max ms', 'GFLOP/s', 'GB/s', 'wall ms', 'tfjs ms', 'tfjs GFLOP/s', 'speedup'];
+  const head = ['case', 'ms (median)', 'IQR ms', 'min-max ms', 'GFLOP/s', 'GB/s', 'wall ms', 'img/s', 'peak MiB', 'tfjs ms', 'tfjs GFLOP/s', 'speedup'];
   const rows = entries.map((e) => {
     const flops = e.gflops * e.median_ms * 1e6;
     return [
@@ -315,7 +371,9 @@ export function formatTable(entries: BenchEntry[]): string {
       `${f(e.min_ms, 2)}-${f(e.max_ms, 2)}`,
       f(e.gflops, 2),
       f(e.gbps, 2),
-      f(e.wall_ms, 2),
+      `${f(e.wall_ms, 2)}${e.back_to_back > 1 ? ` (x${e.back_to_back})` : ''}`,
+      e.images_per_s === null ? '-' : f(e.images_per_s, 1),
+      f(e.peak_bytes / 2 ** 20, 1),
       e.vs ? f(e.vs.median_ms, 2) : '-',
       e.vs && flops > 0 ? f(flops / (e.vs.median_ms * 1e6), 2) : '-',
       e.vs ? `${f(e.vs.speedup, 2)}x` : '-',

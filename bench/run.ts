@@ -3,6 +3,7 @@
 //   --reps N         repetitions per case (default: the case's, 10 unless it asks for fewer)
 //   --warmup N       warm-up runs per case
 //   --quick          fewer repetitions
+//   --steps N        back-to-back runs per wall sample of the cases timed that way (train_step)
 //   --vs tfjs        also time the same work in tfjs-webgpu (same Dawn adapter, same process)
 //   --interleave     time the cases round-robin (one repetition of each per round) instead of
 //                    one after another: fair comparisons on a device whose speed drifts
@@ -27,6 +28,8 @@ function help(): string {
     '  --reps N         repetitions per case (default: the case\'s, 10 unless it asks for fewer)',
     '  --warmup N       warm-up runs per case',
     '  --quick          fewer repetitions',
+    '  --steps N        back-to-back runs per wall sample of the cases timed that way',
+    '                   (training steps: one sync after N steps; default 20 on a GPU, 2 on a CPU)',
     '  --vs tfjs        also time the same work in tfjs-webgpu (same Dawn adapter, same process)',
     '  --interleave     time the cases round-robin (one repetition of each per round): fair',
     '                   comparisons on a device whose speed drifts',
@@ -45,6 +48,7 @@ interface Args {
   filter: RegExp | null;
   reps?: number;
   warmup?: number;
+  steps?: number;
   quick: boolean;
   interleave: boolean;
   vs: string | null;
@@ -72,6 +76,7 @@ function parseArgs(argv: string[]): Args {
       case '--reps': a.reps = Math.max(1, count(value(i++, arg), arg)); break;
       case '--warmup': a.warmup = count(value(i++, arg), arg); break;
       case '--quick': a.quick = true; break;
+      case '--steps': a.steps = Math.max(1, count(value(i++, arg), arg)); break;
       case '--interleave': a.interleave = true; break;
       case '--vs': a.vs = value(i++, arg); break;
       case '--json': a.json = value(i++, arg); break;
@@ -139,7 +144,7 @@ async function main(): Promise<void> {
   }
   console.log('');
 
-  const opts = { reps: args.reps, warmup: args.warmup, quick: args.quick, tf, timeTfjs: tfjs?.timeTfjs };
+  const opts = { reps: args.reps, warmup: args.warmup, steps: args.steps, quick: args.quick, tf, timeTfjs: tfjs?.timeTfjs };
   let entries: BenchEntry[] = [];
   if (args.interleave) {
     entries = await runInterleaved(cases, opts, (msg) => process.stderr.write(`${msg}\n`));

@@ -1,10 +1,11 @@
 // Training-step benchmarks: one full step of the VQ-VAE (forward with the quantiser and the
 // three loss terms, backward, Adam) at batch 32 and 256 with the seed's model, and the CPU
 // quick preset's model at batch 8. The batch is already on the device (as in tfjs's case).
-// images/s = batch / wall seconds. With --vs tfjs the same model's step is built from
-// tfjs-webgpu ops (tf.variableGrads through an Adam optimizer's minimize): NHWC convolutions,
-// a matmul-based nearest-code search and code lookup (one-hot x codebook), a straight-through
-// estimator via tf.customGrad.
+// Each wall sample runs steps back to back with one sync at the end, as training does (and as
+// bench/torch_ref.py times PyTorch's arms); images/s = batch / wall seconds per step. With
+// --vs tfjs the same model's step is built from tfjs-webgpu ops (tf.variableGrads through an
+// Adam optimizer's minimize): NHWC convolutions, a matmul-based nearest-code search and code
+// lookup (one-hot x codebook), a straight-through estimator via tf.customGrad.
 import type { Tensor as TfTensor } from '@tensorflow/tfjs-core';
 import { backward } from '../engine/autograd.js';
 import { Adam } from '../engine/optim.js';
@@ -49,6 +50,9 @@ function ourCase(label: string, partial: Partial<VqVaeConfig>, B: number, reps: 
     bytes: params * 4 * 6 + B * 3 * 64 * 64 * 4,
     reps,
     warmup: 1,
+    // a CPU device takes seconds per step: two back to back show the same overlap
+    backToBack: { gpu: 20, cpu: 2 },
+    images: B,
     setup: () => {
       const model = new VqVae(cfg, { seed: 1 });
       const opt = new Adam(model.parameters(), { lr: 1e-3 });

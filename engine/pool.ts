@@ -22,6 +22,10 @@ export interface PoolStats {
   /** Bytes in free buffers kept for reuse (including ones waiting for a submit). */
   pooledBytes: number;
   pooledBuffers: number;
+  /** Most bytes handed out at once since the last resetPeak (or since the pool was made). */
+  peakLiveBytes: number;
+  /** Most bytes the pool held at once (handed out + free) since the last resetPeak. */
+  peakHeldBytes: number;
 }
 
 export class BufferPool {
@@ -31,10 +35,16 @@ export class BufferPool {
   private liveBuffers = 0;
   private pooledBytes = 0;
   private pooledBuffers = 0;
+  private peakLiveBytes = 0;
+  private peakHeldBytes = 0;
   /** Free bytes kept at most; beyond this released buffers are destroyed. */
   maxPooledBytes = 2 * 1024 ** 3;
   /** Called just before the pool destroys a buffer (the runtime drops bind groups holding it). */
   onDestroy: ((buf: GPUBuffer) => void) | null = null;
+  /** Called when a buffer is released (a recorded step that binds it can no longer replay). */
+  onRelease: ((buf: GPUBuffer) => void) | null = null;
+  /** Called when a buffer is handed out (a step being recorded notes when each buffer changed owner). */
+  onAcquire: ((buf: GPUBuffer) => void) | null = null;
 
   constructor(private device: GPUDevice) {}
 
@@ -50,6 +60,9 @@ export class BufferPool {
     }
     this.liveBytes += size;
     this.liveBuffers++;
+    this.peakLiveBytes = Math.max(this.peakLiveBytes, this.liveBytes);
+    this.peakHeldBytes = Math.max(this.peakHeldBytes, this.liveBytes + this.pooledBytes);
+    this.onAcquire?.(buf);
     return buf;
   }
 
@@ -60,6 +73,27 @@ export class BufferPool {
     this.pooledBytes += buf.size;
     this.pooledBuffers++;
     this.waiting.push(buf);
+    this.onRelease?.(buf);
+  }
+
+  /**
+   * Takes `buf` out of the pool if it is free there (a recorded step's static memory plan owns
+   * it until it gives it back with release); false if it is not a free buffer of this pool.
+   */
+  pin(buf: GPUBuffer): boolean {
+    let at = this.waiting.indexOf(buf);
+    let list = this.waiting;
+    if (at < 0) {
+      list = this.free.get(buf.size) ?? [];
+      at = list.indexOf(buf);
+    }
+    if (at < 0) return false;
+    list.splice(at, 1);
+    this.pooledBytes -= buf.size;
+    this.pooledBuffers--;
+    this.liveBytes += buf.size;
+    this.liveBuffers++;
+    return true;
   }
 
   /** Called right after a queue submit: buffers released before it may now be reused. */
@@ -95,12 +129,20 @@ export class BufferPool {
     buf.destroy();
   }
 
+  /** Starts the peaks over from what is held now (the bench measures one step's peak this way). */
+  resetPeak(): void {
+    this.peakLiveBytes = this.liveBytes;
+    this.peakHeldBytes = this.liveBytes + this.pooledBytes;
+  }
+
   stats(): PoolStats {
     return {
       liveBytes: this.liveBytes,
       liveBuffers: this.liveBuffers,
       pooledBytes: this.pooledBytes,
       pooledBuffers: this.pooledBuffers,
+      peakLiveBytes: this.peakLiveBytes,
+      peakHeldBytes: this.peakHeldBytes,
     };
   }
 }
