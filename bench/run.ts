@@ -42,7 +42,7 @@ function help(): string {
 }
 
 // Modules exporting `benchCases`; add a line per family.
-const MODULES = ['./matmul.js', './conv.js', './vq.js', './train_step.js'];
+const MODULES = ['./matmul.js', './conv.js', './vq.js', './train_step.js', './replay_step.js', './train_loop.js'];
 
 interface Args {
   filter: RegExp | null;

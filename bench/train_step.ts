@@ -9,10 +9,11 @@
 import type { Tensor as TfTensor } from '@tensorflow/tfjs-core';
 import { backward } from '../engine/autograd.js';
 import { Adam } from '../engine/optim.js';
+import { LossScaler } from '../engine/loss_scale.js';
 import { keep, tensor, tidy } from '../engine/tensor.js';
 import { type VqVaeConfig, resolveConfig } from '../model/config.js';
 import { paramSpecs } from '../model/params.js';
-import { VqVae } from '../model/vqvae.js';
+import { type Precision, VqVae } from '../model/vqvae.js';
 import { syntheticFaces } from '../train/data/synthetic.js';
 import type { BenchCase } from './harness.js';
 import { type Tf, tfjsGradients } from './tfjs_common.js';
@@ -38,13 +39,14 @@ export function stepFlops(c: VqVaeConfig, B: number): number {
   return 3 * fwd - first + vq;
 }
 
-function ourCase(label: string, partial: Partial<VqVaeConfig>, B: number, reps: number): BenchCase {
+/** A step of model `label` at batch B; precision f16 (devices with shader-f16) adds dynamic loss scaling, as training does. */
+function ourCase(label: string, partial: Partial<VqVaeConfig>, B: number, reps: number, precision: Precision = 'f32'): BenchCase {
   const cfg = resolveConfig(partial);
   const params = paramSpecs(cfg).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
   return {
-    name: `train_step.${label}.b${B}`,
+    name: `train_step.${label}${precision === 'f16' ? '.f16' : ''}.b${B}`,
     family: 'train_step',
-    params: { model: label, batch: B, hidden: cfg.hidden, K: cfg.codebookSize, D: cfg.embeddingDim },
+    params: { model: label, batch: B, hidden: cfg.hidden, K: cfg.codebookSize, D: cfg.embeddingDim, precision },
     flops: stepFlops(cfg, B),
     // weights, gradients and Adam's two moments read and written once, plus the batch
     bytes: params * 4 * 6 + B * 3 * 64 * 64 * 4,
@@ -57,17 +59,20 @@ function ourCase(label: string, partial: Partial<VqVaeConfig>, B: number, reps: 
       const model = new VqVae(cfg, { seed: 1 });
       const opt = new Adam(model.parameters(), { lr: 1e-3 });
       const x = keep(tensor(syntheticFaces(B, 0), [B, 3, 64, 64]));
+      const scaler = precision === 'f16' ? new LossScaler() : null;
       return {
         run: () => {
           tidy(() => {
-            const o = model.forward(x, { train: true });
-            backward(o.loss);
+            const o = model.forward(x, { train: true, precision });
+            backward(scaler ? scaler.scaleLoss(o.loss) : o.loss);
           });
-          opt.step();
+          if (scaler) scaler.step(opt);
+          else opt.step();
           opt.zeroGrad();
         },
         dispose: () => {
           x.dispose();
+          scaler?.dispose();
           opt.dispose();
           model.dispose();
         },
@@ -166,4 +171,5 @@ export const benchCases: BenchCase[] = [
   ourCase('seed', {}, 32, 3),
   ourCase('seed', {}, 256, 2),
   ourCase('quick', { hidden: 64, residualHidden: 32 }, 8, 5),
+  ourCase('quick', { hidden: 64, residualHidden: 32 }, 8, 5, 'f16'),
 ];

@@ -29,6 +29,11 @@ export interface Capabilities {
   vendor: string;
   shaderF16: boolean;
   subgroups: boolean;
+  /**
+   * Dawn's subgroup-matrix feature (tensor cores; 'chromium-experimental-subgroup-matrix', which
+   * Dawn offers only with its allow_unsafe_apis toggle). Detected only: no kernel uses it yet.
+   */
+  subgroupMatrix: boolean;
   timestampQuery: boolean;
   subgroupMinSize: number;
   subgroupMaxSize: number;
@@ -78,7 +83,10 @@ const WANTED_LIMITS = [
   'maxTextureDimension2D',
 ] as const;
 
-const WANTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
+/** Dawn's name of the subgroup-matrix feature (not in @webgpu/types' GPUFeatureName). */
+export const SUBGROUP_MATRIX_FEATURE = 'chromium-experimental-subgroup-matrix';
+
+const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query', SUBGROUP_MATRIX_FEATURE] as GPUFeatureName[];
 
 /** Requests an adapter and device (or takes the given device) and reads its capabilities. */
 export async function createGpu(opts: InitOptions = {}): Promise<Gpu> {
@@ -147,6 +155,7 @@ function capabilities(device: GPUDevice, adapter: GPUAdapter | null, gpu: GPU | 
     vendor: info.vendor ?? '',
     shaderF16: device.features.has('shader-f16'),
     subgroups: device.features.has('subgroups'),
+    subgroupMatrix: device.features.has(SUBGROUP_MATRIX_FEATURE),
     timestampQuery: device.features.has('timestamp-query'),
     subgroupMinSize: info.subgroupMinSize ?? 0,
     subgroupMaxSize: info.subgroupMaxSize ?? 0,

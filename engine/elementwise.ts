@@ -4,11 +4,15 @@
 // Launches shaders/elementwise.wgsl: one template per arity with the op's WGSL expression
 // filled in, so every op is one kernel and one pass over memory. Each backward rule is a single
 // fused kernel too (gradient and saved tensor in, input gradient out) plus, for broadcast
-// inputs, a sum down to the input's shape. All ops take and return f32 tensors.
+// inputs, a sum down to the input's shape. Ops take f32 or f16 tensors (both operands of one
+// type) and return that type; f16 kernels load f16, compute in f32 and round once at the store
+// (the *_f16 sections), and the sums of broadcast gradients accumulate in f32 (reduce.ts).
 import { record, registerGradAdd } from './autograd.js';
-import { dimWords, paramBlock, shaderKernel } from './kernel.js';
+import { floatKernel } from './float_kernel.js';
+import { flags } from './flags.js';
+import { dimWords, paramBlock } from './kernel.js';
 import { grid1d, rt } from './runtime.js';
-import { Tensor, assertDType, empty, full } from './tensor.js';
+import { type FloatDType, Tensor, empty, full } from './tensor.js';
 import { broadcastLayout, broadcastPerInvocation, broadcastShapes, sumToShape } from './reduce.js';
 
 /** Same-shape sections (unary, unary_grad, binary, ternary): n items (T elements), s the op's scalar. */
@@ -21,32 +25,53 @@ const BCAST_PARAMS = paramBlock({
 const sameShape = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((d, k) => d === b[k]);
 
+/** The element type shared by every tensor of one kernel (ops never mix f32 and f16). */
+function floatTypeOf(op: string, ts: Tensor[]): FloatDType {
+  const dtype = ts[0].dtype;
+  for (const t of ts) {
+    if (t.dtype !== dtype) throw new Error(`${op}: dtypes differ: ${ts.map((x) => x.describe()).join(' and ')}`);
+  }
+  if (dtype !== 'f32' && dtype !== 'f16') throw new Error(`${op}: expected f32 or f16, got ${ts[0].describe()}`);
+  return dtype;
+}
+
 /**
- * Same-shape kernels: `inputs` and the output all have `shape`. They run on vec4f (four
+ * Same-shape kernels: `inputs` and the output all have `shape`. They run on vec4s (four
  * elements per invocation, several times faster on a CPU device) whenever every buffer holds
  * whole vec4s, which pool buffers (16-byte multiples) always do; the few padding elements
  * past the end are read and written like the rest, and nothing reads them.
  */
 function mapRaw(section: 'unary' | 'unary_grad' | 'binary' | 'ternary', expr: string, inputs: Tensor[], shape: readonly number[], s = 0): Tensor {
-  const y = empty(shape);
+  const dtype = floatTypeOf(section, inputs);
+  const y = empty(shape, dtype);
   if (y.size === 0) return y;
-  const vec4Bytes = Math.ceil(y.size / 4) * 16;
-  const w = [...inputs, y].every((t) => t.buffer.size >= vec4Bytes) ? 4 : 1;
-  const items = Math.ceil(y.size / w);
-  const k = shaderKernel('elementwise', section, { T: w === 4 ? 'vec4f' : 'f32', EXPR: expr }, MAP_PARAMS);
-  rt().dispatch(k, [...inputs.map((t) => t.buffer), y.buffer], MAP_PARAMS.pack({ n: items, s }), grid1d(Math.ceil(items / 256)));
+  mapDispatch(section, { EXPR: expr }, inputs, [y], dtype, s);
   return y;
+}
+
+/** Launches a same-shape section over `inputs` into `outputs` (non-empty, of one size). */
+function mapDispatch(section: string, exprs: Record<string, string>, inputs: Tensor[], outputs: Tensor[], dtype: FloatDType, s: number): void {
+  const size = outputs[0].size;
+  const vec4Bytes = Math.ceil(size / 4) * (dtype === 'f16' ? 8 : 16);
+  const w = [...inputs, ...outputs].every((t) => t.buffer.size >= vec4Bytes) ? 4 : 1;
+  const items = Math.ceil(size / w);
+  const T = w === 4 ? 'vec4f' : 'f32';
+  // f16: S is the storage type, T the f32 type the expression computes in
+  const values: Record<string, string> = dtype === 'f32' ? { T, ...exprs } : { T, S: w === 4 ? 'vec4<f16>' : 'f16', ...exprs };
+  const k = floatKernel('elementwise', section, dtype, values, MAP_PARAMS);
+  rt().dispatch(k, [...inputs, ...outputs].map((t) => t.buffer), MAP_PARAMS.pack({ n: items, s }), grid1d(Math.ceil(items / 256)));
 }
 
 /** Broadcast kernels: a and b broadcast to `shape`; `g` (ternary) already has `shape`. */
 function bcastRaw(op: string, expr: string, g: Tensor | null, a: Tensor, aShape: readonly number[], b: Tensor, bShape: readonly number[], shape: readonly number[]): Tensor {
-  const y = empty(shape);
+  const dtype = floatTypeOf(op, g ? [g, a, b] : [a, b]);
+  const y = empty(shape, dtype);
   if (y.size === 0) return y;
   const layout = broadcastLayout(op, shape, [aShape, bShape]);
   const u = BCAST_PARAMS.pack({ n: y.size, shape: dimWords(layout.shape), sa: dimWords(layout.strides[0]), sb: dimWords(layout.strides[1]) });
   const section = g ? 'ternary_bcast' : 'binary_bcast';
   const per = broadcastPerInvocation(rt().caps);
-  const k = shaderKernel('elementwise', section, { RANK: layout.shape.length, PER: per, EXPR: expr }, BCAST_PARAMS);
+  const k = floatKernel('elementwise', section, dtype, { RANK: layout.shape.length, PER: per, EXPR: expr }, BCAST_PARAMS);
   const buffers = [...(g ? [g.buffer] : []), a.buffer, b.buffer, y.buffer];
   rt().dispatch(k, buffers, u, grid1d(Math.ceil(y.size / (256 * per))));
   return y;
@@ -63,8 +88,8 @@ function reduceTo(g: Tensor, shape: readonly number[]): Tensor {
   return sameShape(g.shape, shape) ? g : sumToShape(g, shape);
 }
 
-function checkF32(op: string, x: Tensor): void {
-  assertDType(op, 'f32', x);
+function checkFloat(op: string, x: Tensor): void {
+  floatTypeOf(op, [x]);
 }
 
 // ---- Unary ops
@@ -73,7 +98,7 @@ function checkF32(op: string, x: Tensor): void {
 type UnaryGrad = { save: 'x' | 'y'; expr: string } | ((g: Tensor) => Tensor);
 
 function unaryOp(op: string, x: Tensor, expr: string, grad: UnaryGrad, s = 0): Tensor {
-  checkF32(op, x);
+  checkFloat(op, x);
   const y = mapRaw('unary', expr, [x], x.shape, s);
   if (typeof grad === 'function') return record(y, op, [x], [], (g) => [grad(g)]);
   return record(y, op, [x], [grad.save === 'x' ? x : y], (g, [v]) => [mapRaw('unary_grad', grad.expr, [g, v], g.shape, s)]);
@@ -81,10 +106,11 @@ function unaryOp(op: string, x: Tensor, expr: string, grad: UnaryGrad, s = 0): T
 
 /** relu's gradient from g and v, relu's input or output (both are positive at the same places). */
 const RELU_GRAD = 'select(T(0.0), g, v > T(0.0))';
+const RELU_EXPR = 'max(x, T(0.0))';
 
 /** max(x, 0). Gradient 0 at x = 0. */
 export function relu(x: Tensor): Tensor {
-  return unaryOp('relu', x, 'max(x, T(0.0))', { save: 'x', expr: RELU_GRAD });
+  return unaryOp('relu', x, RELU_EXPR, { save: 'x', expr: RELU_GRAD });
 }
 
 /**
@@ -165,13 +191,12 @@ function binaryOp(op: string, a: Operand, b: Operand, spec: BinarySpec): Tensor 
     const xFirst = typeof b === 'number';
     const x = (xFirst ? a : b) as Tensor;
     const s = (xFirst ? b : a) as number;
-    checkF32(op, x);
+    checkFloat(op, x);
     const y = mapRaw('unary', xFirst ? spec.ts : spec.st, [x], x.shape, s);
     const saveX = spec.scalarSave(xFirst);
     return record(y, op, [x], saveX ? [x] : [], (g, saved) => [spec.scalarGrad(g, s, xFirst, saved[0])]);
   }
-  if (a.dtype !== b.dtype) throw new Error(`${op}: dtypes differ: ${a.describe()} and ${b.describe()}`);
-  checkF32(op, a);
+  floatTypeOf(op, [a, b]);
   const shape = broadcastShapes(op, a.shape, b.shape);
   const y = sameShape(a.shape, b.shape)
     ? mapRaw('binary', spec.tt, [a, b], shape)
@@ -194,12 +219,14 @@ function toShape(g: Tensor, full: Tensor, shape: readonly number[]): Tensor {
   return r;
 }
 
+const ADD_EXPR = 'a + b';
+
 /** a + b with broadcasting; either may be a number. */
 export function add(a: Operand, b: Operand): Tensor {
   const aShape = a instanceof Tensor ? a.shape : [];
   const bShape = b instanceof Tensor ? b.shape : [];
   return binaryOp('add', a, b, {
-    tt: 'a + b',
+    tt: ADD_EXPR,
     ts: 'x + s',
     st: 's + x',
     saves: () => [false, false],
@@ -207,6 +234,24 @@ export function add(a: Operand, b: Operand): Tensor {
     scalarGrad: (g) => g,
     scalarSave: () => false,
   });
+}
+
+/**
+ * [a + b, relu(a + b)] from one kernel where a and b have one shape and flag `fuse` is on (a
+ * residual add and the ReLU after it), else from add and relu. Each output is recorded with
+ * its op's own backward rule, so values and gradients are bitwise those of add then relu.
+ */
+export function addRelu(a: Tensor, b: Tensor): [Tensor, Tensor] {
+  if (!flags().fuse || !sameShape(a.shape, b.shape)) {
+    const y = add(a, b);
+    return [y, relu(y)];
+  }
+  const dtype = floatTypeOf('addRelu', [a, b]);
+  const y = empty(a.shape, dtype);
+  const z = empty(a.shape, dtype);
+  if (y.size > 0) mapDispatch('binary_unary', { EXPR: ADD_EXPR, EXPR2: RELU_EXPR }, [a, b], [y, z], dtype, 0);
+  record(y, 'add', [a, b], [], (g) => [g, g]);
+  return [y, record(z, 'relu', [y], [y], (g, [v]) => [reluGradFromOutput(g, v)])];
 }
 
 /** a - b with broadcasting; either may be a number. */

@@ -99,6 +99,7 @@ export const FLAG_SPECS = {
   logCompile: boolFlag('VQ_LOG_COMPILE', false, 'log each pipeline compilation and its time'),
   dumpWgsl: textFlag('VQ_DUMP_WGSL', /^.+$/, 'a directory', 'Node: write the WGSL of every kernel compiled to this directory (`<name>.<hash>.wgsl`, each file\'s cache key in `kernels.tsv`); empty: off'),
   bindGroupCache: boolFlag('VQ_BIND_GROUP_CACHE', true, '`0`: create a bind group per dispatch instead of reusing cached ones'),
+  replayStep: boolFlag('VQ_REPLAY', true, 'trainers record a training step\'s commands once per batch size and replay them (engine/recording.ts; results bitwise equal); `0`: every step runs op by op'),
   matmulSchedule: enumFlag('VQ_MATMUL_SCHEDULE', SCHEDULES, 'auto', 'matmul kernel: `reg` (register tiles, CPU devices) or `smem` (workgroup-memory tiles, GPUs); `auto` picks by device'),
   matmulSubgroups: boolFlag('VQ_MATMUL_SUBGROUPS', true, '`0`: reg matmul loads A per lane instead of sharing it across a subgroup of 8'),
   matmulTile: textFlag('VQ_MATMUL_TILE', /^[1-9][0-9]*x[1-9][0-9]*$/, 'ROWSxCOLS such as 32x8', 'reg matmul tile `ROWSxCOLS` (for benchmarks of other variants); empty: by device'),
@@ -110,6 +111,9 @@ export const FLAG_SPECS = {
   convWgradRows: boolFlag('VQ_CONV_WGRAD_ROWS', true, '`0`: CPU weight gradients of 3x3 stride-1 convs use the general kernel instead of the row-walking one'),
   vqSchedule: enumFlag('VQ_VQ_SCHEDULE', SCHEDULES, 'auto', 'nearest-code kernel: `reg` or `smem` (as VQ_MATMUL_SCHEDULE)'),
   vqSubgroups: boolFlag('VQ_VQ_SUBGROUPS', true, '`0`: the reg nearest-code kernel does not share codebook rows across a subgroup of 8'),
+  fuse: boolFlag('VQ_FUSE', true, '`0`: one dispatch per parameter and per op instead of the fused kernels (multi-tensor Adam, fused elementwise chains); results are bitwise the same'),
+  autotune: enumFlag('VQ_AUTOTUNE', ['auto', 'off', 'on', 'cached'], 'auto', 'kernel variants by timing: `auto`: `on` on a GPU, `off` on a CPU device (its timings carry other processes\' load, and tuning a model takes a minute there); `on` times the candidate plans of each new conv/matmul/nearest-code shape once (at `autotunePending()`, after a first step with the rule-based plans) and keeps the fastest per adapter; `cached`: stored choices only, nothing timed; `off`: the rule-based plans. Flags that force a variant win'),
+  autotuneCache: textFlag('VQ_AUTOTUNE_CACHE', /^.+$/, 'a directory', 'Node: directory of the autotuner\'s per-adapter files (`autotune-<adapter hash>.json`); empty: `~/.cache/vqvae-webgpu`'),
 } satisfies Record<string, FlagBase<any>>;
 
 export type FlagName = keyof typeof FLAG_SPECS;

@@ -2,15 +2,16 @@
 //
 // One tiled GEMM template (tfjs style): a schedule holds the tiles and the K loop and reaches
 // memory only through hook functions (mm_readA / mm_readB4 / mm_write4, see the top of the
-// .wgsl), so other kernels (conv as implicit GEMM, the VQ code search) can reuse a schedule with
-// their own hooks through `gemmSource` / `gemmGrid`. Two schedules, chosen per device:
+// .wgsl). Two schedules, chosen per device:
 //   reg   register tiles, no workgroup memory or barriers. On lavapipe every storage-buffer load
 //         is a per-lane loop of branches while arithmetic is vectorised, so what counts is loads
 //         per FMA: a lane computes 32 rows x 8 columns and the subgroup shares the A values
 //         through subgroupBroadcast (12 loads per 256 FMAs per k step).
 //         Known cost: when K is a multiple of 256 the 32 A rows of a tile (4K bytes apart) share
 //         a few L1 sets, so A read transposed is faster there (bench: matmul 1024^3, 2048^3).
-//   smem  64x64 workgroup-memory tiles, 4x4 per thread: the usual choice on a discrete GPU.
+//   smem  64x64 workgroup-memory tiles, 4x4 per thread: the usual choice on a discrete GPU. The
+//         tile itself (shaders/gemm_tile.wgsl, engine/gemm_tile.ts) is shared with conv and the
+//         nearest-code search; matmul's smem section supplies its loaders and epilogue.
 // Which schedule and tile run a product is a plan (planMatmul: pure, from the shape, the
 // device's capabilities and the flags); runGemm only records what the plan says. Override with
 // the `schedule` option or VQ_MATMUL_SCHEDULE=reg|smem (VQ_MATMUL_SUBGROUPS=0 turns the subgroup
@@ -19,9 +20,13 @@ import { needsGrad, record } from './autograd.js';
 import { reluGradFromOutput } from './elementwise.js';
 import type { Capabilities } from './device.js';
 import { type Flags, flags } from './flags.js';
+import { fmaChain, shared } from './emit_tile.js';
+import { withGemmTile } from './gemm_tile.js';
 import { kernel, paramBlock, shaderKernel } from './kernel.js';
 import { type Grid, rt } from './runtime.js';
 import { wgslKernel } from './shaders.js';
+import { tunedPlan } from './autotune.js';
+import { MATMUL_TUNING, matmulShapeOf } from './candidates.js';
 import { Tensor, assertDType, empty } from './tensor.js';
 
 export type MatmulSchedule = 'reg' | 'smem';
@@ -103,11 +108,8 @@ function regTileCode(tile: GemmTile): Record<string, string> {
     for (let g = 0; g < tm / 8; g++) step.push(`${pad}let a${g} = mm_readA(aBase, row0 + ${8 * g}u + sgLane, k);`);
   }
   for (let i = 0; i < tm; i++) {
-    const a = shareA ? `subgroupBroadcast(a${i >> 3}, ${i & 7}u)` : `mm_readA(aBase, row0 + ${i}u, k)`;
-    const fmas = Array.from({ length: cols }, (_, j) => {
-      const c = i * cols + j;
-      return `acc[${c}] = fma(a, b${j}, acc[${c}]);`;
-    });
+    const a = shareA ? shared((n) => `a${n}`, i) : `mm_readA(aBase, row0 + ${i}u, k)`;
+    const fmas = Array.from({ length: cols }, (_, j) => fmaChain(`acc[${i * cols + j}]`, [['a', `b${j}`]]));
     step.push(`${pad}{ let a = vec4<f32>(${a}); ${fmas.join(' ')} }`);
   }
   return {
@@ -127,8 +129,8 @@ function regTileCode(tile: GemmTile): Record<string, string> {
  */
 export function gemmSource(tile: GemmTile, hooks: string): string {
   const enable = tile.shareA && tile.schedule === 'reg' ? 'enable subgroups;\n' : '';
-  const body = tile.schedule === 'reg' ? wgslKernel('matmul', 'reg', regTileCode(tile)) : wgslKernel('matmul', 'smem');
-  return enable + hooks + '\n' + body;
+  if (tile.schedule === 'smem') return withGemmTile(hooks + '\n' + wgslKernel('matmul', 'smem'));
+  return enable + hooks + '\n' + wgslKernel('matmul', 'reg', regTileCode(tile));
 }
 
 /** A kernel's cache-key fragment for `tile`. */
@@ -245,7 +247,9 @@ export function launchGemm(g: GemmLaunch): void {
   short(out, zOut * M * N, 'out');
   if (g.bias) short(g.bias, N, 'bias');
   if (M === 0 || N === 0 || zOut === 0) return;
-  runGemm(g, planMatmul({ M, N, K, zOut, transB: g.transB }, rt().caps, flags(), g.schedule));
+  // A forced schedule wins; else the tuned plan where flag autotune asks for one.
+  const rule = () => planMatmul({ M, N, K, zOut, transB: g.transB }, rt().caps, flags(), g.schedule);
+  runGemm(g, g.schedule ? rule() : tunedPlan(MATMUL_TUNING, matmulShapeOf(g), rule));
 }
 
 /** Records the GEMM `g` as `plan` says (checked by launchGemm). */

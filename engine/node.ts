@@ -1,15 +1,17 @@
 // The engine in Node.js: the package's "node" entry. Everything Node-specific lives here and
 // nowhere else under engine/: Dawn's WebGPU (its instance kept alive, its polling throttled
 // on CPU devices, backend and adapter choice), the `VQ_*` environment variables as engine
-// flags, the host's thread count, and the writer of flag dumpWgsl. It re-exports the whole platform-free engine, with
-// `init` and `destroyGpu` replaced by versions that start and stop Dawn.
+// flags, the host's thread count, the writer of flag dumpWgsl and the autotuner's file store.
+// It re-exports the whole platform-free engine, with `init` and `destroyGpu` replaced by
+// versions that start and stop Dawn.
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { create, globals } from 'webgpu';
 import { CPU_POLL_INTERVAL_MS, restoreDawnPolling, throttleDawnPolling } from './dawn_poll.js';
 import { NoGpuError, type InitOptions } from './device.js';
+import { type TuneStore, setTuneStore } from './autotune.js';
 import { flags, parseFlags, setFlags } from './flags.js';
 import { type Kernel, type Runtime, currentRuntime, destroyGpu as destroyCore, init as initCore } from './runtime.js';
 
@@ -124,6 +126,35 @@ export function dumpWgsl(kernel: Kernel, code: string): void {
   writeFileSync(join(dir, file), code);
   appendFileSync(join(dir, 'kernels.tsv'), `${file}\t${kernel.key}\n`);
 }
+
+/**
+ * The autotuner's store in Node: one JSON file per adapter, `autotune-<adapter hash>.json` in
+ * flag autotuneCache's directory (VQ_AUTOTUNE_CACHE; default ~/.cache/vqvae-webgpu), or in
+ * `dir` when given. Written to a temporary file and renamed, so a reader never sees half of one.
+ */
+export function fileTuneStore(dir?: string): TuneStore {
+  const folder = () => dir ?? (flags().autotuneCache || join(homedir(), '.cache', 'vqvae-webgpu'));
+  const where = (adapter: string) => join(folder(), `autotune-${adapter}.json`);
+  return {
+    where,
+    load(adapter) {
+      try {
+        return readFileSync(where(adapter), 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw e;
+      }
+    },
+    save(adapter, text) {
+      mkdirSync(folder(), { recursive: true });
+      const tmp = `${where(adapter)}.${process.pid}.tmp`;
+      writeFileSync(tmp, text);
+      renameSync(tmp, where(adapter));
+    },
+  };
+}
+
+setTuneStore(fileTuneStore());
 
 /** Validates a Dawn polling setting: undefined/'auto' (by device), 'spin' or 0-1000 ms. */
 export function dawnPollSetting(v: string | number | undefined): 'spin' | number | undefined {

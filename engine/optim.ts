@@ -1,21 +1,41 @@
-// Optimisers with PyTorch semantics (torch.optim.Adam, torch.optim.SGD), one fused kernel per
-// parameter per step (shaders/optim.wgsl) that updates the parameter and its state in place.
+// Optimisers with PyTorch semantics (torch.optim.Adam, torch.optim.SGD): fused kernels
+// (shaders/optim.wgsl) that update parameters and their state in place, Adam's for many
+// parameters per dispatch (engine/adam_multi.ts; flag `fuse`), SGD's one per parameter.
 // State tensors are created lazily on a parameter's first step, as PyTorch does.
+import { adamGroupSize, adamGroups, adamMultiKernel, adamMultiLaunch } from './adam_multi.js';
 import { zeroGrad } from './autograd.js';
+import { flags } from './flags.js';
 import { paramBlock, shaderKernel } from './kernel.js';
-import { grid1d, rt } from './runtime.js';
+import { type Kernel, grid1d, rt } from './runtime.js';
 import { type Tensor, empty, keep, tensor, zeros } from './tensor.js';
 
-/** step_size = lr / (1 - beta1^t) and bc2_sqrt = sqrt(1 - beta2^t), from the CPU in float64. */
+// What changes from step to step (the learning rate, Adam's bias corrections, SGD's first-step
+// flags) is not in the parameter blocks but in a small per-step buffer the optimiser writes once
+// per step (Runtime.writePerStep), so a recorded step (engine/recording.ts) replays with the
+// new values; `index` says where a parameter's values sit.
+/** stepScalars[2 index] = lr / (1 - beta1^t), [2 index + 1] = sqrt(1 - beta2^t), from the CPU in float64. */
 const ADAM_PARAMS = paramBlock({
-  n: 'u32', one_minus_beta1: 'f32', beta2: 'f32', one_minus_beta2: 'f32', eps: 'f32', weight_decay: 'f32', step_size: 'f32', bc2_sqrt: 'f32',
+  n: 'u32', one_minus_beta1: 'f32', beta2: 'f32', one_minus_beta2: 'f32', eps: 'f32', weight_decay: 'f32', index: 'u32',
 }, 1);
-const SGD_PARAMS = paramBlock({ n: 'u32', lr: 'f32', weight_decay: 'f32' }, 1);
+/** stepScalars[0] = lr. */
+const SGD_PARAMS = paramBlock({ n: 'u32', weight_decay: 'f32' }, 1);
+/** stepScalars[0] = lr, [1 + index] = 1 on the parameter's first step with momentum, else 0. */
 const SGD_MOMENTUM_PARAMS = paramBlock({
-  n: 'u32', lr: 'f32', weight_decay: 'f32', momentum: 'f32', one_minus_dampening: 'f32', first: 'u32', nesterov: 'u32',
+  n: 'u32', weight_decay: 'f32', momentum: 'f32', one_minus_dampening: 'f32', nesterov: 'u32', index: 'u32',
 }, 1);
 
 const adamKernel = shaderKernel('optim', 'adam', {}, ADAM_PARAMS);
+
+/**
+ * Loss scaling's hold on Adam (engine/loss_scale.ts): the update unscales the gradient and
+ * writes nothing on a step whose gradients held an inf or NaN, as read from `state` (bound
+ * after the step scalars). `kernel` replaces the per-parameter adam kernel; the multi-tensor
+ * kernel has a gated variant of its own.
+ */
+export interface AdamGate {
+  kernel(params: typeof ADAM_PARAMS): Kernel;
+  state: GPUBuffer;
+}
 const sgdKernel = shaderKernel('optim', 'sgd', {}, SGD_PARAMS);
 const sgdMomentumKernel = shaderKernel('optim', 'sgd_momentum', {}, SGD_MOMENTUM_PARAMS);
 
@@ -92,6 +112,9 @@ export class Adam {
   /** Calls of step(). Each parameter's own step (bias correction) counts only steps it took. */
   stepCount = 0;
   private slots: (AdamSlot | null)[];
+  /** This step's two scalars per parameter (see ADAM_PARAMS), on the GPU and on the CPU. */
+  private readonly stepScalars: Tensor;
+  private readonly scalarValues: Float32Array;
 
   constructor(params: readonly Tensor[], opts: AdamOptions = {}) {
     this.params = checkParams('Adam', params);
@@ -104,26 +127,57 @@ export class Adam {
     checkNumber('Adam', 'weightDecay', this.weightDecay, this.weightDecay >= 0);
     for (const b of this.betas) checkNumber('Adam', 'beta', b, b >= 0 && b < 1);
     this.slots = this.params.map(() => null);
+    this.scalarValues = new Float32Array(2 * this.params.length);
+    this.stepScalars = keep(empty([this.scalarValues.length]));
   }
 
-  /** Updates every parameter that has a gradient (one kernel each); skips the others. */
-  step(): void {
+  /**
+   * Updates every parameter that has a gradient (with flag `fuse`, as many per dispatch as the
+   * device binds; else one dispatch each); skips the others. Recorded (engine/recording.ts), a
+   * replay takes the step with the lr set then.
+   */
+  step(gate?: AdamGate): void {
+    checkNumber('Adam', 'lr', this.lr, this.lr >= 0);
+    const [b1, b2] = this.betas;
+    const stepped = this.params.flatMap((p, i) => (gradOf('Adam', p) ? [i] : []));
+    const r = rt();
+    // State starts at zero once, not on every replay.
+    r.once(() => {
+      for (const i of stepped) this.slots[i] ??= { step: 0, m: keep(zeros(this.params[i].shape)), v: keep(zeros(this.params[i].shape)) };
+    });
+    r.writePerStep(this.stepScalars.buffer, () => this.advance(stepped));
+    const constants = { one_minus_beta1: 1 - b1, beta2: b2, one_minus_beta2: 1 - b2, eps: this.eps, weight_decay: this.weightDecay };
+    const tail = [this.stepScalars.buffer, ...(gate ? [gate.state] : [])];
+    if (flags().fuse) {
+      const perDispatch = adamGroupSize(r.device.limits.maxStorageBuffersPerShaderStage, gate !== undefined);
+      for (const group of adamGroups(stepped, perDispatch)) {
+        const launch = adamMultiLaunch(group.map((i) => ({ n: this.params[i].size, index: i })), constants);
+        const buffers = group.flatMap((i) => [this.params[i].buffer, this.params[i].grad!.buffer, this.slots[i]!.m.buffer, this.slots[i]!.v.buffer]);
+        r.dispatch(adamMultiKernel(group.length, gate !== undefined), [...buffers, ...tail], launch.params, grid1d(launch.workgroups));
+      }
+      return;
+    }
+    for (const i of stepped) {
+      const p = this.params[i];
+      const s = this.slots[i]!;
+      const u = ADAM_PARAMS.pack({ n: p.size, ...constants, index: i });
+      const buffers = [p.buffer, p.grad!.buffer, s.m.buffer, s.v.buffer, ...tail];
+      r.dispatch(gate ? gate.kernel(ADAM_PARAMS) : adamKernel, buffers, u, grid1d(Math.ceil(p.size / 256)));
+    }
+  }
+
+  /** Counts a step of the parameters `stepped` and returns its scalars (once per step, replays included). */
+  private advance(stepped: readonly number[]): Float32Array {
     checkNumber('Adam', 'lr', this.lr, this.lr >= 0);
     const [b1, b2] = this.betas;
     this.stepCount++;
-    this.params.forEach((p, i) => {
-      const g = gradOf('Adam', p);
-      if (!g) return;
-      let s = this.slots[i];
-      if (!s) s = this.slots[i] = { step: 0, m: keep(zeros(p.shape)), v: keep(zeros(p.shape)) };
+    for (const i of stepped) {
+      const s = this.slots[i]!;
       s.step++;
-      const stepSize = this.lr / (1 - b1 ** s.step);
-      const bc2Sqrt = Math.sqrt(1 - b2 ** s.step);
-      const u = ADAM_PARAMS.pack({
-        n: p.size, one_minus_beta1: 1 - b1, beta2: b2, one_minus_beta2: 1 - b2, eps: this.eps, weight_decay: this.weightDecay, step_size: stepSize, bc2_sqrt: bc2Sqrt,
-      });
-      rt().dispatch(adamKernel, [p.buffer, g.buffer, s.m.buffer, s.v.buffer], u, grid1d(Math.ceil(p.size / 256)));
-    });
+      this.scalarValues[2 * i] = this.lr / (1 - b1 ** s.step);
+      this.scalarValues[2 * i + 1] = Math.sqrt(1 - b2 ** s.step);
+    }
+    return this.scalarValues;
   }
 
   /** Disposes and clears every parameter's gradient. */
@@ -164,6 +218,7 @@ export class Adam {
   /** Releases the optimiser's state buffers. */
   dispose(): void {
     this.disposeState();
+    this.stepScalars.dispose();
   }
 
   private disposeState(): void {
@@ -204,6 +259,11 @@ export class SGD {
   readonly nesterov: boolean;
   stepCount = 0;
   private buffers: (Tensor | null)[];
+  /** Whether each parameter's momentum buffer holds a step (its next step is not its first). */
+  private started: boolean[];
+  /** lr, then each parameter's first-step flag (see SGD_MOMENTUM_PARAMS), on the GPU and on the CPU. */
+  private readonly stepScalars: Tensor;
+  private readonly scalarValues: Float32Array;
 
   constructor(params: readonly Tensor[], opts: SgdOptions) {
     this.params = checkParams('SGD', params);
@@ -220,27 +280,43 @@ export class SGD {
       throw new Error('SGD: Nesterov momentum requires a momentum and zero dampening');
     }
     this.buffers = this.params.map(() => null);
+    this.started = this.params.map(() => false);
+    this.scalarValues = new Float32Array(1 + this.params.length);
+    this.stepScalars = keep(empty([this.scalarValues.length]));
   }
 
   step(): void {
     checkNumber('SGD', 'lr', this.lr, this.lr >= 0);
-    this.stepCount++;
-    this.params.forEach((p, i) => {
-      const g = gradOf('SGD', p);
-      if (!g) return;
+    const stepped = this.params.flatMap((p, i) => (gradOf('SGD', p) ? [i] : []));
+    const r = rt();
+    r.writePerStep(this.stepScalars.buffer, () => this.advance(stepped));
+    for (const i of stepped) {
+      const p = this.params[i];
+      const g = p.grad!;
       const grid = grid1d(Math.ceil(p.size / 256));
       if (this.momentum === 0) {
-        rt().dispatch(sgdKernel, [p.buffer, g.buffer], SGD_PARAMS.pack({ n: p.size, lr: this.lr, weight_decay: this.weightDecay }), grid);
-        return;
+        r.dispatch(sgdKernel, [p.buffer, g.buffer, this.stepScalars.buffer], SGD_PARAMS.pack({ n: p.size, weight_decay: this.weightDecay }), grid);
+        continue;
       }
-      const first = !this.buffers[i];
       // the first step overwrites every element, so the buffer needs no zeroing
       const buf = (this.buffers[i] ??= keep(empty(p.shape)));
       const u = SGD_MOMENTUM_PARAMS.pack({
-        n: p.size, lr: this.lr, weight_decay: this.weightDecay, momentum: this.momentum, one_minus_dampening: 1 - this.dampening, first, nesterov: this.nesterov,
+        n: p.size, weight_decay: this.weightDecay, momentum: this.momentum, one_minus_dampening: 1 - this.dampening, nesterov: this.nesterov, index: i,
       });
-      rt().dispatch(sgdMomentumKernel, [p.buffer, g.buffer, buf.buffer], u, grid);
-    });
+      r.dispatch(sgdMomentumKernel, [p.buffer, g.buffer, buf.buffer, this.stepScalars.buffer], u, grid);
+    }
+  }
+
+  /** Counts a step of the parameters `stepped` and returns its scalars (once per step, replays included). */
+  private advance(stepped: readonly number[]): Float32Array {
+    checkNumber('SGD', 'lr', this.lr, this.lr >= 0);
+    this.stepCount++;
+    this.scalarValues[0] = this.lr;
+    for (const i of stepped) {
+      this.scalarValues[1 + i] = this.started[i] ? 0 : 1;
+      if (this.momentum !== 0) this.started[i] = true;
+    }
+    return this.scalarValues;
   }
 
   zeroGrad(): void {
@@ -262,14 +338,21 @@ export class SGD {
         throw new Error(`SGD.loadState: parameter ${i} has ${this.params[i].size} elements, state has ${s.momentumBuffer.length}`);
       }
     });
-    this.dispose();
+    this.disposeBuffers();
     this.buffers = state.params.map((s, i) => (s ? keep(tensor(s.momentumBuffer, this.params[i].shape)) : null));
+    this.started = state.params.map((s) => s !== null);
     this.stepCount = state.stepCount;
     this.lr = state.lr;
   }
 
   dispose(): void {
+    this.disposeBuffers();
+    this.stepScalars.dispose();
+  }
+
+  private disposeBuffers(): void {
     for (const b of this.buffers) b?.dispose();
     this.buffers = this.params.map(() => null);
+    this.started = this.params.map(() => false);
   }
 }

@@ -7,11 +7,14 @@
 // rows (<= 128 per invocation) into partial results, so no invocation loops over a whole big
 // axis and a 4M-element sum is four cheap passes. The order of additions is fixed: results are
 // deterministic, and the error grows like a tree's (~log n), not a single running sum's (~n).
+// sum, mean, expand and sumToShape also take f16 tensors and return f16: their sums add in f32
+// and round once, at the last pass (the *_f16 kernels).
 import { record } from './autograd.js';
 import type { Capabilities } from './device.js';
+import { floatKernel } from './float_kernel.js';
 import { dimWords, paramBlock, shaderKernel } from './kernel.js';
 import { grid1d, rt } from './runtime.js';
-import { type Tensor, assertDType, empty, full, share, shapeSize } from './tensor.js';
+import { type FloatDType, type Tensor, assertDType, empty, full, share, shapeSize } from './tensor.js';
 
 /** Most dims a broadcast kernel handles after merging neighbours. */
 export const MAX_BROADCAST_RANK = 8;
@@ -32,6 +35,12 @@ const BROADCAST_PARAMS = paramBlock({ n: 'u32', scale: 'f32', _p0: 'u32', _p1: '
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 const prod = (s: readonly number[]) => s.reduce((a, d) => a * d, 1);
+
+/** Checks that `x` is f32 or f16 and returns which. */
+function floatType(op: string, x: Tensor): FloatDType {
+  if (x.dtype !== 'f32' && x.dtype !== 'f16') throw new Error(`${op}: expected f32 or f16, got ${x.describe()}`);
+  return x.dtype;
+}
 
 // ---- Broadcasting
 
@@ -107,19 +116,20 @@ export function broadcastPerInvocation(caps: BroadcastCaps): number {
 
 /** Records y = x[broadcast index] * scale where x's shape broadcasts to `shape` (no autograd). */
 function broadcastRaw(op: string, x: Tensor, xShape: readonly number[], shape: readonly number[], scale: number): Tensor {
-  const y = empty(shape);
+  const dtype = floatType(op, x);
+  const y = empty(shape, dtype);
   if (y.size === 0) return y;
   const layout = broadcastLayout(op, shape, [xShape]);
   const u = BROADCAST_PARAMS.pack({ n: y.size, scale, shape: dimWords(layout.shape), sx: dimWords(layout.strides[0]) });
   const per = broadcastPerInvocation(rt().caps);
-  const k = shaderKernel('reduce', 'broadcast', { RANK: layout.shape.length, PER: per }, BROADCAST_PARAMS);
+  const k = floatKernel('reduce', 'broadcast', dtype, { RANK: layout.shape.length, PER: per }, BROADCAST_PARAMS);
   rt().dispatch(k, [x.buffer, y.buffer], u, grid1d(Math.ceil(y.size / (256 * per))));
   return y;
 }
 
 /** Broadcasts `x` to `shape` (NumPy rules) as a new tensor. Gradient: sumToShape. */
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
-  assertDType('expand', 'f32', x);
+  floatType('expand', x);
   const target = broadcastShapes('expand', x.shape, shape);
   if (fmt(target) !== fmt(shape)) throw new Error(`expand: shape ${fmt(x.shape)} does not broadcast to ${fmt(shape)}`);
   const xShape = x.shape;
@@ -132,7 +142,7 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
  * which turns an output gradient into an input's. Always a new tensor. Gradient: expand.
  */
 export function sumToShape(x: Tensor, shape: readonly number[]): Tensor {
-  assertDType('sumToShape', 'f32', x);
+  floatType('sumToShape', x);
   const lead = x.rank - shape.length;
   const ok = lead >= 0 && shape.every((d, k) => d === x.shape[lead + k] || d === 1);
   if (!ok) throw new Error(`sumToShape: shape ${fmt(x.shape)} cannot be summed to ${fmt(shape)}`);
@@ -159,21 +169,28 @@ function reduceMask(op: string, shape: readonly number[], axes: number | readonl
   return mask;
 }
 
-/** One pass of sum_cols: [outer, len, inner] -> [outer, chunks, inner] partial sums (times `scale`). */
-function sumPass(src: Tensor, outer: number, len: number, inner: number, scale: number): { t: Tensor; len: number } {
+/**
+ * One pass of sum_cols: [outer, len, inner] -> [outer, chunks, inner] partial sums (times
+ * `scale`) of dtype `out`: f32, or f16 for the last pass of an f16 sum.
+ */
+function sumPass(src: Tensor, outer: number, len: number, inner: number, scale: number, out: FloatDType): { t: Tensor; len: number } {
   const chunks = len <= COLS_SINGLE ? 1 : Math.ceil(len / COLS_CHUNK);
   const n = outer * chunks * inner;
-  const t = empty([n]);
+  const t = empty([n], out);
   const u = SUM_COLS_PARAMS.pack({ outer, len, inner, chunks, scale });
-  rt().dispatch(shaderKernel('reduce', 'sum_cols', {}, SUM_COLS_PARAMS), [src.buffer, t.buffer], u, grid1d(Math.ceil(n / 256)));
+  const k = src.dtype === 'f32' && out === 'f32'
+    ? shaderKernel('reduce', 'sum_cols', {}, SUM_COLS_PARAMS)
+    : floatKernel('reduce', 'sum_cols', 'f16', { IN: src.dtype, OUT: out }, SUM_COLS_PARAMS);
+  rt().dispatch(k, [src.buffer, t.buffer], u, grid1d(Math.ceil(n / 256)));
   return { t, len: chunks };
 }
 
 /** Sum (or mean) of x over the axes in `mask`, as a new tensor of `outShape` (no autograd). */
 function sumRaw(x: Tensor, mask: boolean[], isMean: boolean, outShape: readonly number[]): Tensor {
   const count = prod(x.shape.filter((_, k) => mask[k]));
-  if (shapeSize(outShape) === 0) return empty(outShape);
-  if (count === 0) return full(outShape, isMean ? NaN : 0);
+  const dtype = floatType('sum', x);
+  if (shapeSize(outShape) === 0) return empty(outShape, dtype);
+  if (count === 0) return full(outShape, isMean ? NaN : 0, dtype);
   // runs of reduced / kept dims, size-1 dims dropped
   const groups: { size: number; reduced: boolean }[] = [];
   x.shape.forEach((d, k) => {
@@ -192,7 +209,7 @@ function sumRaw(x: Tensor, mask: boolean[], isMean: boolean, outShape: readonly 
     const lastRun = groups.filter((g) => g.reduced).length === 1;
     while (len > 1) {
       const finalPass = lastRun && len <= COLS_SINGLE;
-      const next = sumPass(cur, outer, len, inner, finalPass && isMean ? 1 / count : 1);
+      const next = sumPass(cur, outer, len, inner, finalPass && isMean ? 1 / count : 1, finalPass ? dtype : 'f32');
       if (cur !== x) cur.dispose();
       cur = next.t;
       len = next.len;
@@ -216,7 +233,7 @@ function reduceShapes(op: string, x: Tensor, axes: Axes | undefined, keepDims: b
 
 /** Sum over `axes` (all when undefined); keepDims leaves the reduced axes as size 1. */
 export function sum(x: Tensor, axes?: Axes, keepDims = false): Tensor {
-  assertDType('sum', 'f32', x);
+  floatType('sum', x);
   const s = reduceShapes('sum', x, axes, keepDims);
   const y = sumRaw(x, s.mask, false, s.out);
   const xShape = x.shape;
@@ -225,7 +242,7 @@ export function sum(x: Tensor, axes?: Axes, keepDims = false): Tensor {
 
 /** Mean over `axes` (all when undefined); keepDims leaves the reduced axes as size 1. */
 export function mean(x: Tensor, axes?: Axes, keepDims = false): Tensor {
-  assertDType('mean', 'f32', x);
+  floatType('mean', x);
   const s = reduceShapes('mean', x, axes, keepDims);
   const y = sumRaw(x, s.mask, true, s.out);
   const xShape = x.shape;

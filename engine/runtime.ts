@@ -2,9 +2,13 @@
 // and submits them at sync points (read-back, timing) or every `maxDispatchesPerBatch`
 // dispatches. Pipelines are cached by kernel key; each dispatch's small parameter block goes
 // into a per-batch uniform arena (one buffer, 256-byte slots) instead of a buffer per dispatch.
+// While engine/recording.ts captures a step, every command is also reported to it, and
+// replayCommands encodes a recorded step again without any of that work.
 import { type Capabilities, type Gpu, type InitOptions, createGpu } from './device.js';
+import { BindGroupCache } from './bind_groups.js';
 import { flags } from './flags.js';
 import { BufferPool } from './pool.js';
+import { VEC4_TEXTURE_WIDTH, vec4TextureFits } from './texture_plan.js';
 
 /** A compute kernel: `code` is called only when `key` is not in the pipeline cache. */
 export interface Kernel {
@@ -25,13 +29,10 @@ export interface TextureViewBinding {
 /** What a dispatch binds: a whole buffer, a range of one, or a texture view. */
 export type Binding = GPUBuffer | GPUBufferBinding | TextureViewBinding;
 
-/** Texels per row of the textures Runtime.vec4Texture fills (vec4 i sits at (i % W, i / W)). */
-export const VEC4_TEXTURE_WIDTH = 1024;
+export { VEC4_TEXTURE_WIDTH } from './texture_plan.js';
 
 const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment
 const WORKGROUP_LIMIT = 65535;
-/** Bind groups kept at most (a seed-model training step uses about 200). */
-const BIND_GROUP_CACHE_SIZE = 4096;
 
 export class GpuError extends Error {
   override name = 'GpuError';
@@ -40,6 +41,8 @@ export class GpuError extends Error {
 interface Batch {
   encoder: GPUCommandEncoder;
   pass: GPUComputePassEncoder | null;
+  /** The pipeline the open pass has set (a dispatch with the same one skips setPipeline). */
+  pipeline: GPUComputePipeline | null;
   kernels: string[];
   uniformBytes: number;
   /** A copy was recorded after the last compute pass (timeGpu then closes with an empty pass). */
@@ -64,6 +67,31 @@ interface Timing {
 /** Compute passes one timeGpu call can time (WebGPU query sets hold 4096 timestamps). */
 export const MAX_TIMED_PASSES = 2048;
 
+/**
+ * The runtime reports every GPU command here while engine/recording.ts captures a step (see
+ * recordStep): dispatches with their pipeline, bindings and parameter bytes, copies, and queue
+ * writes (which a replay turns into in-order copies).
+ */
+export interface CommandCapture {
+  dispatch(kernel: Kernel, layout: GPUBindGroupLayout, pipeline: GPUComputePipeline, resources: (GPUBufferBinding | GPUTextureView)[], params: Uint8Array | null, grid: [number, number, number]): void;
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void;
+  copyToTexture(src: GPUBuffer, srcOffset: number, bytesPerRow: number, texture: GPUTexture, origin: [number, number], size: [number, number]): void;
+  /** Data written into `dst` (fixed: a replay writes the same bytes). */
+  write(dst: GPUBuffer, bytes: Uint8Array): void;
+  /** Data that a replay computes again: `values` runs once per step (see Runtime.writePerStep). */
+  writePerStep(dst: GPUBuffer, bytes: number, values: () => ArrayBufferView): void;
+  /** Something inside the step cannot be replayed (a readback): recordStep throws `message`. */
+  fail(message: string): void;
+  /** A pool buffer was handed out (once-work included). */
+  acquired(buf: GPUBuffer): void;
+}
+
+/** A command of a recorded step, as Runtime.replayCommands encodes it. */
+export type RecordedCommand =
+  | { kind: 'dispatch'; name: string; pipeline: GPUComputePipeline; group: GPUBindGroup; x: number; y: number; z: number }
+  | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; bytes: number }
+  | { kind: 'texture'; src: GPUBuffer; srcOffset: number; bytesPerRow: number; texture: GPUTexture; origin: [number, number]; size: [number, number] };
+
 export class Runtime {
   readonly device: GPUDevice;
   readonly caps: Capabilities;
@@ -72,28 +100,23 @@ export class Runtime {
   maxDispatchesPerBatch: number;
 
   private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; id: number }>();
-  /**
-   * Bind groups by pipeline and bound ranges. A training step binds mostly the same pool
-   * buffers every step (at batch 32, 165 of a seed step's 180 dispatches found their group),
-   * and createBindGroup was over a third of the JS time of recording a step (Dawn validates
-   * every entry): with the cache that time fell from 7.6 to 6.3 ms on lavapipe's host CPU.
-   * Keys name buffers (and texture views) by an id per object, so a destroyed buffer's groups
-   * can never be hit again; they are dropped when the pool destroys it (so they do not pile
-   * up), and the least recently used beyond BIND_GROUP_CACHE_SIZE. Env VQ_BIND_GROUP_CACHE=0
-   * turns the cache off.
-   */
-  private bindGroups = new Map<string, { group: GPUBindGroup; resources: number[] }>();
-  private groupsByResource = new Map<number, Set<string>>();
-  private resourceIds = new WeakMap<GPUBuffer | GPUTextureView, number>();
+  /** Bind groups by pipeline and bound ranges (see bind_groups.ts). */
+  private readonly bindGroups: BindGroupCache;
   /** Scratch textures of vec4Texture, by slot. */
   private vec4Textures: { texture: GPUTexture; view: GPUTextureView; rows: number }[] = [];
   /** Ids of pipelines built so far (a rebuilt pipeline gets a new one: it has a new layout). */
   private pipelineIds = 0;
-  private nextResourceId = 1;
   /** Whether dispatches reuse cached bind groups (flag bindGroupCache). */
-  cacheBindGroups = flags().bindGroupCache;
+  get cacheBindGroups(): boolean {
+    return this.bindGroups.enabled;
+  }
+  set cacheBindGroups(on: boolean) {
+    this.bindGroups.enabled = on;
+  }
   /** Bind groups created and reused so far (for tests and profiling). */
-  bindGroupStats = { created: 0, reused: 0 };
+  get bindGroupStats(): { created: number; reused: number } {
+    return this.bindGroups.stats;
+  }
   private batch: Batch | null = null;
   private uniformArena: GPUBuffer;
   private uniformStaging: Uint8Array;
@@ -113,6 +136,16 @@ export class Runtime {
   /** Compute passes opened so far (timeGpu writes two timestamps per pass). */
   passCount = 0;
 
+  /** The open recording (recordStep), or null; `once` work is not captured. */
+  private capture: CommandCapture | null = null;
+  private captureOff = 0;
+  /** Scratch textures that recordings still use, with how many: a slot that outgrows one leaves it to them. */
+  private textureHolds = new Map<GPUTexture, number>();
+  /** Textures a slot outgrew during the open capture (held until it ends: it may use them). */
+  private captureHolds: GPUTexture[] = [];
+  /** Called when a pool buffer is released or destroyed (recordings that use it become invalid). */
+  onBufferGone: ((buf: GPUBuffer, why: 'released' | 'destroyed') => void) | null = null;
+
   /** Called before each pipeline compiles (the trainers say that a cold start is compiling). */
   onCompile: ((kernel: string) => void) | null = null;
 
@@ -129,9 +162,15 @@ export class Runtime {
 
   constructor(gpu: Gpu, onLost?: (message: string) => void) {
     this.device = gpu.device;
+    this.bindGroups = new BindGroupCache(this.device, flags().bindGroupCache);
     this.caps = gpu.caps;
     this.pool = new BufferPool(this.device);
-    this.pool.onDestroy = (buf) => this.forgetBindGroups(buf);
+    this.pool.onDestroy = (buf) => {
+      this.forgetBindGroups(buf);
+      this.onBufferGone?.(buf, 'destroyed');
+    };
+    this.pool.onRelease = (buf) => this.onBufferGone?.(buf, 'released');
+    this.pool.onAcquire = (buf) => this.capture?.acquired(buf);
     this.maxDispatchesPerBatch = flags().batchDispatches;
     const arenaBytes = UNIFORM_SLOT * 256;
     this.uniformArena = this.device.createBuffer({
@@ -197,6 +236,7 @@ export class Runtime {
       this.batch = {
         encoder: this.device.createCommandEncoder(),
         pass: null,
+        pipeline: null,
         kernels: [],
         uniformBytes: 0,
         copyLast: false,
@@ -219,6 +259,7 @@ export class Runtime {
         t.used += 2;
       }
       b.pass = b.encoder.beginComputePass({ timestampWrites });
+      b.pipeline = null;
       b.copyLast = false;
       this.passCount++;
     }
@@ -242,27 +283,16 @@ export class Runtime {
     const resources: (GPUBufferBinding | GPUTextureView)[] = buffers.map((b) =>
       'textureView' in b ? b.textureView : 'buffer' in b ? b : { buffer: b },
     );
-    if (params) {
-      const bytes = new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
+    const bytes = params ? new Uint8Array(params.buffer, params.byteOffset, params.byteLength) : null;
+    if (this.capture && !this.captureOff) this.capture.dispatch(kernel, p.layout, p.pipeline, [...resources], bytes && bytes.slice(), [gx, gy, gz]);
+    if (bytes) {
       const offset = b.uniformBytes;
       this.uniformStaging.set(bytes, offset);
       b.uniformBytes += Math.ceil(Math.max(bytes.byteLength, 16) / UNIFORM_SLOT) * UNIFORM_SLOT;
       resources.push({ buffer: this.uniformArena, offset, size: Math.ceil(bytes.byteLength / 16) * 16 });
     }
-    const bindGroup = this.bindGroup(p, resources, kernel.name);
-    const t = this.timing;
-    // profileGpu: every dispatch in a timed pass of its own.
-    if (t?.passKernels && b.pass) {
-      b.pass.end();
-      b.pass = null;
-    }
-    const pass = this.openPass(b);
-    if (t?.passKernels && t.used >= 2) t.passKernels[t.used / 2 - 1] = kernel.name;
-    pass.setPipeline(p.pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(gx, gy, gz);
-    b.kernels.push(kernel.name);
-    this.dispatchCount++;
+    const bindGroup = this.bindGroups.get(p, resources, kernel.name);
+    this.encodeDispatch(b, p.pipeline, bindGroup, gx, gy, gz, kernel.name);
     if (
       b.kernels.length >= this.maxDispatchesPerBatch ||
       b.uniformBytes + UNIFORM_SLOT > this.uniformStaging.byteLength
@@ -271,58 +301,132 @@ export class Runtime {
     }
   }
 
-  /** The bind group of `resources` (bound at 0..n-1) for pipeline `p`, from the cache when it has it. */
-  private bindGroup(p: { layout: GPUBindGroupLayout; id: number }, resources: (GPUBufferBinding | GPUTextureView)[], label: string): GPUBindGroup {
-    const create = () => {
-      this.bindGroupStats.created++;
-      return this.device.createBindGroup({ layout: p.layout, entries: resources.map((resource, binding) => ({ binding, resource })), label });
-    };
-    if (!this.cacheBindGroups) return create();
-    const ids = resources.map((r) => this.resourceId('buffer' in r ? r.buffer : r));
-    let key = `${p.id}`;
-    resources.forEach((r, i) => (key += 'buffer' in r ? `|${ids[i]}@${r.offset ?? 0}+${r.size ?? -1}` : `|${ids[i]}`));
-    const hit = this.bindGroups.get(key);
-    if (hit) {
-      this.bindGroupStats.reused++;
-      // Move to the back: the map's order is least recently used first.
-      this.bindGroups.delete(key);
-      this.bindGroups.set(key, hit);
-      return hit.group;
+  /** Records one dispatch into batch `b` (profileGpu: in a timed pass of its own). */
+  private encodeDispatch(b: Batch, pipeline: GPUComputePipeline, group: GPUBindGroup, gx: number, gy: number, gz: number, name: string): void {
+    const t = this.timing;
+    if (t?.passKernels && b.pass) {
+      b.pass.end();
+      b.pass = null;
     }
-    const group = create();
-    const held = [...new Set(ids)];
-    this.bindGroups.set(key, { group, resources: held });
-    for (const id of held) {
-      let keys = this.groupsByResource.get(id);
-      if (!keys) this.groupsByResource.set(id, (keys = new Set()));
-      keys.add(key);
+    const pass = this.openPass(b);
+    if (t?.passKernels && t.used >= 2) t.passKernels[t.used / 2 - 1] = name;
+    if (b.pipeline !== pipeline) {
+      pass.setPipeline(pipeline);
+      b.pipeline = pipeline;
     }
-    if (this.bindGroups.size > BIND_GROUP_CACHE_SIZE) this.dropBindGroup(this.bindGroups.keys().next().value!);
-    return group;
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(gx, gy, gz);
+    b.kernels.push(name);
+    this.dispatchCount++;
   }
 
-  private resourceId(r: GPUBuffer | GPUTextureView): number {
-    let id = this.resourceIds.get(r);
-    if (id === undefined) this.resourceIds.set(r, (id = this.nextResourceId++));
-    return id;
+  /**
+   * Encodes a recorded step's commands after the work recorded so far and submits them (see
+   * engine/recording.ts): no pipeline lookups, bind groups or parameter blocks are made.
+   * timeGpu and profileGpu time them as they time dispatches.
+   */
+  replayCommands(commands: readonly RecordedCommand[]): void {
+    this.assertAlive();
+    if (this.capture) throw new GpuError('A recorded step cannot be replayed while another step is being recorded');
+    this.flush();
+    const b = this.openBatch();
+    for (const c of commands) {
+      if (c.kind === 'dispatch') {
+        this.encodeDispatch(b, c.pipeline, c.group, c.x, c.y, c.z, c.name);
+      } else if (c.kind === 'copy') {
+        this.endPassForCopy(b);
+        b.encoder.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
+        b.kernels.push('copy');
+      } else {
+        this.endPassForCopy(b);
+        b.encoder.copyBufferToTexture({ buffer: c.src, offset: c.srcOffset, bytesPerRow: c.bytesPerRow }, { texture: c.texture, origin: c.origin }, c.size);
+        b.kernels.push('vec4-texture');
+      }
+    }
+    this.flush();
   }
 
-  private dropBindGroup(key: string): void {
-    const entry = this.bindGroups.get(key);
-    if (!entry) return;
-    this.bindGroups.delete(key);
-    for (const id of entry.resources) {
-      const keys = this.groupsByResource.get(id);
-      keys?.delete(key);
-      if (keys?.size === 0) this.groupsByResource.delete(id);
+  /**
+   * Starts capturing every command into `capture` (engine/recording.ts). Only one capture at a
+   * time; readbacks inside one throw.
+   */
+  beginCapture(capture: CommandCapture): void {
+    this.assertAlive();
+    if (this.capture) throw new GpuError('recordStep: a step is already being recorded (recordings do not nest)');
+    this.flush();
+    this.capture = capture;
+    this.captureOff = 0;
+  }
+
+  /** Ends the capture begun by beginCapture and submits the work recorded. */
+  endCapture(): void {
+    this.capture = null;
+    this.captureOff = 0;
+    this.flush();
+    for (const texture of this.captureHolds) this.releaseTexture(texture);
+    this.captureHolds = [];
+  }
+
+  /** Whether a step is being recorded (recordStep). */
+  get capturing(): boolean {
+    return this.capture !== null;
+  }
+
+  /**
+   * Runs `fn`'s GPU work now but leaves it out of an open recording: one-time set-up inside a
+   * recorded step (an optimiser's zeroed moments on its first step) must not run on every replay.
+   */
+  once<T>(fn: () => T): T {
+    this.captureOff++;
+    try {
+      return fn();
+    } finally {
+      this.captureOff--;
     }
+  }
+
+  /**
+   * Writes this step's values (e.g. Adam's bias corrections) into `dst`, in order with the
+   * commands around it: through a fresh upload buffer and a recorded copy, so no flush is
+   * needed. Inside recordStep, `values` runs again on every replay (it may advance step
+   * counters: it runs once per step either way) and its bytes land at this point of the step.
+   */
+  writePerStep(dst: GPUBuffer, values: () => ArrayBufferView): void {
+    this.assertAlive();
+    const data = values();
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (bytes.byteLength % 4 !== 0 || bytes.byteLength > dst.size) {
+      throw new GpuError(`writePerStep: ${bytes.byteLength} bytes do not fit a ${dst.size}-byte buffer in 4-byte words`);
+    }
+    if (this.capture && !this.captureOff) this.capture.writePerStep(dst, bytes.byteLength, values);
+    const staging = this.pool.acquire(bytes.byteLength, 'per-step');
+    this.device.queue.writeBuffer(staging, 0, bytes);
+    const b = this.openBatch();
+    this.endPassForCopy(b);
+    b.encoder.copyBufferToBuffer(staging, 0, dst, 0, bytes.byteLength);
+    b.kernels.push('copy');
+    this.pool.release(staging);
+  }
+
+  /** Keeps a scratch texture alive for a recording until `releaseTexture` (vec4Texture leaves held ones alone). */
+  holdTexture(texture: GPUTexture): void {
+    this.textureHolds.set(texture, (this.textureHolds.get(texture) ?? 0) + 1);
+  }
+
+  /** Drops a hold of holdTexture; destroys the texture when no slot and no recording use it. */
+  releaseTexture(texture: GPUTexture): void {
+    const n = (this.textureHolds.get(texture) ?? 1) - 1;
+    if (n > 0) {
+      this.textureHolds.set(texture, n);
+      return;
+    }
+    this.textureHolds.delete(texture);
+    if (!this.vec4Textures.some((t) => t?.texture === texture) && !this.isLost) texture.destroy();
   }
 
   /** Drops every cached bind group that holds `r` (called before a buffer or texture is destroyed). */
   forgetBindGroups(r: GPUBuffer | GPUTextureView): void {
-    const id = this.resourceIds.get(r);
-    if (id === undefined) return;
-    for (const key of [...(this.groupsByResource.get(id) ?? [])]) this.dropBindGroup(key);
+    this.bindGroups.forget(r);
   }
 
   /**
@@ -330,7 +434,7 @@ export class Runtime {
    * limit, and WGSL read-only storage textures).
    */
   vec4TextureFits(vec4s: number): boolean {
-    return this.caps.readonlyStorageTextures && vec4s > 0 && Math.ceil(vec4s / VEC4_TEXTURE_WIDTH) <= this.caps.maxTextureDimension2D;
+    return vec4TextureFits(this.caps, vec4s);
   }
 
   /**
@@ -340,7 +444,7 @@ export class Runtime {
    * `slot`, so the view holds this data only until the next vec4Texture call on that slot: a
    * kernel reading two operands this way uses two slots. On lavapipe one texel load is a
    * gather per component for all lanes at once, where a vec4 load from a storage buffer is a
-   * bounds-checked scalar load per lane and component (a load microbenchmark: 1.7x cheaper).
+   * bounds-checked scalar load per lane and component (bench: conv.*.wgrad.b32 with and without VQ_CONV_WGRAD_TEXTURES).
    */
   vec4Texture(src: GPUBuffer, vec4s: number, slot: number): TextureViewBinding {
     this.assertAlive();
@@ -351,10 +455,16 @@ export class Runtime {
     let t = this.vec4Textures[slot];
     if (!t || t.rows < rows) {
       if (t) {
-        // Recorded work may still read the old texture: submit it before destroying it.
+        // Recorded work may still read the old texture: submit it before destroying it (a
+        // recording that uses it, or the one being captured, destroys it when done).
         this.flush();
         this.forgetBindGroups(t.view);
-        t.texture.destroy();
+        if (this.capture) {
+          this.holdTexture(t.texture);
+          this.captureHolds.push(t.texture);
+        } else if (!this.textureHolds.has(t.texture)) {
+          t.texture.destroy();
+        }
       }
       const texture = this.device.createTexture({
         size: [W, rows],
@@ -370,6 +480,10 @@ export class Runtime {
     const rest = vec4s - full * W;
     if (full > 0) b.encoder.copyBufferToTexture({ buffer: src, bytesPerRow: W * 16 }, { texture: t.texture }, [W, full]);
     if (rest > 0) b.encoder.copyBufferToTexture({ buffer: src, offset: full * W * 16, bytesPerRow: W * 16 }, { texture: t.texture, origin: [0, full] }, [rest, 1]);
+    if (this.capture && !this.captureOff) {
+      if (full > 0) this.capture.copyToTexture(src, 0, W * 16, t.texture, [0, 0], [W, full]);
+      if (rest > 0) this.capture.copyToTexture(src, full * W * 16, W * 16, t.texture, [0, full], [rest, 1]);
+    }
     b.kernels.push('vec4-texture');
     return { textureView: t.view };
   }
@@ -401,6 +515,7 @@ export class Runtime {
     this.endPassForCopy(b);
     b.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
     b.kernels.push('copy');
+    if (this.capture && !this.captureOff) this.capture.copy(src, srcOffset, dst, dstOffset, bytes);
   }
 
   /** Submits everything recorded so far. */
@@ -453,6 +568,7 @@ export class Runtime {
     // writeBuffer needs a multiple of 4 bytes
     const padded = bytes.byteLength % 4 === 0 ? bytes : padTo4(bytes);
     if (padded.byteLength > 0) this.device.queue.writeBuffer(buf, 0, padded);
+    if (this.capture && !this.captureOff && padded.byteLength > 0) this.capture.write(buf, padded.slice());
     return buf;
   }
 
@@ -467,10 +583,23 @@ export class Runtime {
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const padded = bytes.byteLength % 4 === 0 ? bytes : padTo4(bytes);
     if (padded.byteLength > 0) this.device.queue.writeBuffer(dst, 0, padded);
+    if (this.capture && !this.captureOff && padded.byteLength > 0) this.capture.write(dst, padded.slice());
   }
 
   /** Copies `bytes` from the start of `src` back to the CPU. */
-  async read(src: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+  read(src: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+    if (this.capture) {
+      // recordStep reports it (the caller of a read inside a synchronous step never awaits it).
+      const e = new GpuError('A readback inside recordStep cannot be replayed: read the recorded step\'s results after it');
+      this.capture.fail(e.message);
+      const rejected = Promise.reject(e);
+      rejected.catch(() => {});
+      return rejected;
+    }
+    return this.readBack(src, bytes, offset);
+  }
+
+  private async readBack(src: GPUBuffer, bytes: number, offset: number): Promise<ArrayBuffer> {
     this.assertAlive();
     const size = Math.max(4, Math.ceil(bytes / 4) * 4);
     const staging = this.takeStaging(size);

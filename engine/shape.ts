@@ -2,7 +2,8 @@
 // (a strided copy, or shared-memory tiled transposes when the innermost output dim reads with
 // a stride, as in NCHW <-> NHWC), slice (strided copy; gradient = pad), concat (one strided
 // scatter per input; gradient = slices) and gather (gradient = a deterministic segment sum).
-// Launches shaders/shape.wgsl. Kernels move 32-bit words, so all ops work on every dtype.
+// Launches shaders/shape.wgsl. Kernels move 32-bit words, so all ops work on every 32-bit
+// dtype; f16 tensors are refused (reshape and flatten, views, take them).
 import { record } from './autograd.js';
 import { type ParamBlock, dimWords, paramBlock, shaderKernel } from './kernel.js';
 import { grid1d, rt } from './runtime.js';
@@ -44,6 +45,11 @@ export function contiguousStrides(shape: readonly number[]): number[] {
 }
 
 /** Normalises a possibly negative axis of a rank-`rank` tensor; names `op` on error. */
+/** The kernels move 32-bit words: an f16 tensor (two halves per word) would be garbled. */
+function assertWords(op: string, x: Tensor): void {
+  if (x.dtype === 'f16') throw new Error(`${op}: f16 tensors are not supported (the shape kernels move 32-bit words); cast to f32 first, got ${x.describe()}`);
+}
+
 function normAxis(op: string, axis: number, rank: number, shape: readonly number[]): number {
   const a = axis < 0 ? axis + rank : axis;
   if (!Number.isInteger(axis) || a < 0 || a >= rank) {
@@ -165,6 +171,7 @@ export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
 
 /** out.shape[k] = x.shape[dims[k]]; `dims` is a permutation of 0..rank-1 (negatives allowed). */
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
+  assertWords('permute', x);
   const rank = x.rank;
   const ok =
     dims.length === rank &&
@@ -217,6 +224,7 @@ export function nhwcToNchw(x: Tensor): Tensor {
  * 0 <= start <= end <= dim after that (no silent clamping); start == end gives an empty axis.
  */
 export function slice(x: Tensor, starts: readonly number[], ends: readonly number[]): Tensor {
+  assertWords('slice', x);
   const rank = x.rank;
   if (starts.length > rank || ends.length > rank) {
     throw new Error(`slice: ${Math.max(starts.length, ends.length)} bounds given for shape ${fmt(x.shape)}`);
@@ -273,6 +281,7 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
     }
     if (x.dtype !== first.dtype) throw new Error(`concat: dtypes ${first.dtype} and ${x.dtype} differ`);
   }
+  assertWords('concat', first);
   const outShape = [...first.shape];
   outShape[ax] = xs.reduce((a, x) => a + x.shape[ax], 0);
   const out = empty(outShape, first.dtype);
@@ -310,6 +319,7 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
     throw new Error(`gather: indices must be i32 or u32, got ${indices.describe()}`);
   }
   if (x.rank === 0) throw new Error(`gather: cannot index a scalar ${x.describe()}`);
+  assertWords('gather', x);
   const ax = normAxis('gather', axis, x.rank, x.shape);
   const axisLen = x.shape[ax];
   const outer = shapeSize(x.shape.slice(0, ax));

@@ -4,14 +4,36 @@
 import { type Runtime, rt } from './runtime.js';
 import { globalRng, type Rng } from './random.js';
 import { dispatchFill } from './fill.js';
+import { f16Value, toHalfBits } from './half.js';
 
-export type DType = 'f32' | 'i32' | 'u32';
+/** Element types. f16 tensors (devices with shader-f16 only) hold IEEE half bits. */
+export type DType = 'f32' | 'f16' | 'i32' | 'u32';
+/** The floating-point element types (what elementwise ops and autograd take). */
+export type FloatDType = 'f32' | 'f16';
+/** The CPU side of a dtype: f16 values travel as their half bits (Node 20 has no Float16Array). */
 export type TypedArrayFor<D extends DType> = D extends 'f32'
   ? Float32Array
-  : D extends 'i32'
-    ? Int32Array
-    : Uint32Array;
-export type AnyTypedArray = Float32Array | Int32Array | Uint32Array;
+  : D extends 'f16'
+    ? Uint16Array
+    : D extends 'i32'
+      ? Int32Array
+      : Uint32Array;
+export type AnyTypedArray = Float32Array | Uint16Array | Int32Array | Uint32Array;
+
+/**
+ * Bytes a tensor of `size` elements occupies: whole 4-byte words (writeBuffer and the word-wise
+ * kernels work in words), so an odd-length f16 tensor has 2 padding bytes at its end.
+ */
+export function byteSize(size: number, dtype: DType): number {
+  return dtype === 'f16' ? Math.ceil(size / 2) * 4 : size * 4;
+}
+
+/** Throws unless `runtime`'s device can hold f16 tensors (WebGPU feature shader-f16). */
+export function assertF16Supported(what: string, runtime: Runtime = rt()): void {
+  if (!runtime.caps.shaderF16) {
+    throw new Error(`${what}: f16 tensors need a device with shader-f16, which ${runtime.caps.description} does not have`);
+  }
+}
 
 /**
  * One GPU buffer shared by every tensor that views it; back to its own device's pool at zero
@@ -64,8 +86,8 @@ export class Tensor {
     this.size = shapeSize(shape);
     this.dtype = dtype;
     this.storage = storage;
-    if (storage.bytes < this.size * 4) {
-      throw new Error(`Tensor of shape [${shape}] needs ${this.size * 4} bytes, storage has ${storage.bytes}`);
+    if (storage.bytes < byteSize(this.size, dtype)) {
+      throw new Error(`Tensor of shape [${shape}] needs ${byteSize(this.size, dtype)} bytes, storage has ${storage.bytes}`);
     }
     trackTensor(this);
   }
@@ -107,20 +129,24 @@ export class Tensor {
     untrackTensor(this);
   }
 
-  /** Copies the values back to the CPU. */
+  /** Copies the values back to the CPU (an f16 tensor's as half bits: see half.ts fromHalfBits). */
   async read(): Promise<AnyTypedArray> {
-    const bytes = await rt().read(this.buffer, this.size * 4);
+    const elementBytes = this.dtype === 'f16' ? 2 : 4;
+    const bytes = await rt().read(this.buffer, this.size * elementBytes);
     return this.dtype === 'f32'
       ? new Float32Array(bytes)
-      : this.dtype === 'i32'
-        ? new Int32Array(bytes)
-        : new Uint32Array(bytes);
+      : this.dtype === 'f16'
+        ? new Uint16Array(bytes)
+        : this.dtype === 'i32'
+          ? new Int32Array(bytes)
+          : new Uint32Array(bytes);
   }
 
-  /** The single value of a one-element tensor. */
+  /** The single value of a one-element tensor (an f16 one's value, not its bits). */
   async item(): Promise<number> {
     if (this.size !== 1) throw new Error(`item() needs a one-element tensor, got ${this.describe()}`);
-    return (await this.read())[0];
+    const v = (await this.read())[0];
+    return this.dtype === 'f16' ? f16Value(v) : v;
   }
 
   /** A tensor with the same values and no autograd history (shares storage). */
@@ -130,7 +156,7 @@ export class Tensor {
 
   /** Marks this tensor as a leaf whose gradient is accumulated into `.grad`. */
   requireGrad(on = true): this {
-    if (on && this.dtype !== 'f32') throw new Error(`Only f32 tensors can require gradients, not ${this.describe()}`);
+    if (on && this.dtype !== 'f32' && this.dtype !== 'f16') throw new Error(`Only f32 and f16 tensors can require gradients, not ${this.describe()}`);
     this.requiresGrad = on;
     return this;
   }
@@ -152,29 +178,36 @@ export function share(t: Tensor, shape: readonly number[] = t.shape): Tensor {
 
 /** Allocates an uninitialised tensor. */
 export function empty(shape: readonly number[], dtype: DType = 'f32', runtime: Runtime = rt()): Tensor {
-  const bytes = Math.max(4, shapeSize(shape) * 4);
+  if (dtype === 'f16') assertF16Supported('empty', runtime);
+  const bytes = Math.max(4, byteSize(shapeSize(shape), dtype));
   return new Tensor(new Storage(runtime.pool.acquire(bytes), bytes, runtime), shape, dtype);
 }
 
-/** A tensor holding `data` (a typed array, or numbers converted to `dtype`). */
+/**
+ * A tensor holding `data` (a typed array, or numbers converted to `dtype`). For f16, a
+ * Uint16Array is taken as half bits and numbers are rounded to nearest even (half.ts).
+ */
 export function tensor(
   data: ArrayLike<number> | AnyTypedArray,
   shape: readonly number[] = [data.length],
   dtype?: DType,
 ): Tensor {
   const dt: DType =
-    dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint32Array ? 'u32' : 'f32');
+    dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint32Array ? 'u32' : data instanceof Uint16Array ? 'f16' : 'f32');
   const n = shapeSize(shape);
   if (data.length !== n) {
     throw new Error(`tensor(): ${data.length} values do not fill shape [${shape.join(', ')}] (${n} elements)`);
   }
+  if (dt === 'f16') assertF16Supported('tensor()');
   const typed =
     dt === 'f32'
       ? data instanceof Float32Array ? data : Float32Array.from(data)
-      : dt === 'i32'
-        ? data instanceof Int32Array ? data : Int32Array.from(data)
-        : data instanceof Uint32Array ? data : Uint32Array.from(data);
-  const bytes = Math.max(4, n * 4);
+      : dt === 'f16'
+        ? data instanceof Uint16Array ? data : toHalfBits(data)
+        : dt === 'i32'
+          ? data instanceof Int32Array ? data : Int32Array.from(data)
+          : data instanceof Uint32Array ? data : Uint32Array.from(data);
+  const bytes = Math.max(4, byteSize(n, dt));
   const buf = rt().upload(typed);
   return new Tensor(new Storage(buf, bytes), shape, dt);
 }

@@ -1,10 +1,9 @@
 // Whether data fits Runtime.vec4Texture's textures, as a pure function of the device's
-// capabilities (no rt()), so plans (./conv/plan.ts) and the runtime can share one rule.
-// Runtime.vec4TextureFits (./runtime.ts) still has its own copy of the rule for now; it is meant
-// to call this one. (When it does, move VEC4_TEXTURE_WIDTH here and re-export it from
-// ./runtime.ts, so that this module no longer imports the runtime.)
+// capabilities (no rt()): plans (./conv/plan.ts) and the runtime share this one rule.
 import type { Capabilities } from './device.js';
-import { VEC4_TEXTURE_WIDTH } from './runtime.js';
+
+/** Texels per row of the textures Runtime.vec4Texture fills (vec4 i sits at (i % W, i / W)). */
+export const VEC4_TEXTURE_WIDTH = 1024;
 
 /** The capabilities vec4TextureFits reads. */
 export type Vec4TextureCaps = Pick<Capabilities, 'readonlyStorageTextures' | 'maxTextureDimension2D'>;

@@ -7,11 +7,16 @@ import type { Capabilities } from './device.js';
 import { type Flags, flags } from './flags.js';
 import { bucketSize } from './pool.js';
 import { record } from './autograd.js';
+import { castTo } from './cast.js';
 import { dispatchFill } from './fill.js';
+import { declareAccumulators, fmaChain, shared } from './emit_tile.js';
+import { withGemmTile } from './gemm_tile.js';
 import { kernel, paramBlock, shaderKernel } from './kernel.js';
 import { type Grid, type Kernel, grid1d, rt, uniformVec4s } from './runtime.js';
 import { wgslKernel } from './shaders.js';
 import { gatherBackward } from './shape.js';
+import { tunedPlan } from './autotune.js';
+import { NEAREST_TUNING } from './candidates.js';
 import { type Tensor, assertDType, empty, keep, share, zeros } from './tensor.js';
 
 export type VqSchedule = 'reg' | 'smem';
@@ -64,8 +69,10 @@ export function vqSchedule(requested?: VqSchedule): VqSchedule {
   return planVqSchedule(rt().caps, flags(), requested);
 }
 
-function checkCodebook(op: string, z: Tensor, codebook: Tensor): { n: number; k: number; d: number } {
-  assertDType(op, 'f32', z, codebook);
+/** Checks z [N, D] (f32, or f16 where `halfZ`) against an f32 codebook [K, D]. */
+function checkCodebook(op: string, z: Tensor, codebook: Tensor, halfZ = false): { n: number; k: number; d: number } {
+  assertDType(op, 'f32', codebook);
+  if (!(halfZ && z.dtype === 'f16')) assertDType(op, 'f32', z);
   if (z.rank !== 2 || codebook.rank !== 2 || z.shape[1] !== codebook.shape[1]) {
     throw new Error(
       `${op}: z must be [N, D] and the codebook [K, D] with the same D, got z [${z.shape.join(', ')}] and codebook [${codebook.shape.join(', ')}]`,
@@ -193,7 +200,7 @@ function regBody(rm: number, rn: number, sg: boolean, v: number, un: number): Re
   // The codes' ||e||^2: with subgroups one load per 8 codes, shared like the codes themselves.
   const normLoads = sg
     ? each(groups, '    ', (h) => `let nv${h} = norms[min(k0 + ${8 * h}u + lane, p.k - 1u)];`) + '\n' +
-      each(codes, '    ', (j) => `let n${j} = subgroupBroadcast(nv${j >> 3}, ${j & 7}u);`)
+      each(codes, '    ', (j) => `let n${j} = ${shared((n) => `nv${n}`, j)};`)
     : each(codes, '    ', (j) => `let n${j} = norms[min(k0 + ${j}u, p.k - 1u)];`);
   const update =
     normLoads +
@@ -208,12 +215,11 @@ function regBody(rm: number, rn: number, sg: boolean, v: number, un: number): Re
       .join('\n');
   const comps = v === 4 ? ['.x', '.y', '.z', '.w'] : [''];
   // One chained update per accumulator and iteration of the d loop, in ascending d.
-  const fmaChain = (r: number, j: number) =>
-    steps.reduce((acc0, u) => comps.reduce((acc, c) => `fma(z${r}_${u}${c}, e${j}_${u}${c}, ${acc})`, acc0), `a${r}_${j}`);
+  const terms = (r: number, j: number) => steps.flatMap((u) => comps.map((c) => [`z${r}_${u}${c}`, `e${j}_${u}${c}`] as const));
   const codeLoads = steps
     .map((u) =>
       sg
-        ? each(groups, '      ', (h) => `let ev${h}_${u} = e[eo${h} + d + ${u}u];`) + '\n' + each(codes, '      ', (j) => `let e${j}_${u} = subgroupBroadcast(ev${j >> 3}_${u}, ${j & 7}u);`)
+        ? each(groups, '      ', (h) => `let ev${h}_${u} = e[eo${h} + d + ${u}u];`) + '\n' + each(codes, '      ', (j) => `let e${j}_${u} = ${shared((n) => `ev${n}_${u}`, j)};`)
         : each(codes, '      ', (j) => `let e${j}_${u} = e[eo${j} + d + ${u}u];`),
     )
     .join('\n');
@@ -225,27 +231,49 @@ function regBody(rm: number, rn: number, sg: boolean, v: number, un: number): Re
     CODE_OFFSETS: sg
       ? each(groups, '    ', (h) => `let eo${h} = min(k0 + ${8 * h}u + lane, p.k - 1u) * DV;`)
       : each(codes, '    ', (j) => `let eo${j} = min(k0 + ${j}u, p.k - 1u) * DV;`),
-    DECL_ACC: block('    ', (r, j) => `var a${r}_${j} = 0.0;`),
+    DECL_ACC: declareAccumulators(rm, rn, (r, j) => `a${r}_${j}`, 'f32', '    ').join('\n'),
     LOADS: codeLoads + '\n' + steps.map((u) => each(rows, '      ', (r) => `let z${r}_${u} = zr[(d + ${u}u) * RM + ${r}u];`)).join('\n'),
-    FMAS: block('      ', (r, j) => `a${r}_${j} = ${fmaChain(r, j)};`),
+    FMAS: block('      ', (r, j) => fmaChain(`a${r}_${j}`, terms(r, j))),
     UPDATE: update,
     STORES: each(rows, '  ', (r) => `finish(row0 + ${r}u, ${r}u, b${r}, i${r}, &zr);`),
   };
 }
 
-function regKernel(d: number, plan: RegPlan, sg: boolean): Kernel {
+/**
+ * z's element type in the nearest-code kernels: f16 rows load converted to f32 (distances are
+ * f32 either way, and the codebook is f32).
+ */
+type ZType = 'f32' | 'f16';
+
+/** WGSL of z's binding type and of a load of `index` as f32 (`vt`: vec4f or f32). */
+function zAccess(z: ZType, vt: string, index: string): { Z_ARRAY: string; Z_AT: string } {
+  if (z === 'f32') return { Z_ARRAY: `array<${vt}>`, Z_AT: `z[${index}]` };
+  return { Z_ARRAY: `array<${vt === 'vec4f' ? 'vec4<f16>' : 'f16'}>`, Z_AT: `${vt}(z[${index}])` };
+}
+
+/** The `enable` lines a nearest-code kernel needs ('' for f32 z without subgroups). */
+const enables = (z: ZType, sg: boolean) => (z === 'f16' ? 'enable f16;\n' : '') + (sg ? 'enable subgroups;\n' : '');
+
+function regKernel(d: number, plan: RegPlan, sg: boolean, z: ZType): Kernel {
   const { rm, rn, v, un, uniformCodes } = plan;
-  return kernel('vq_nearest.nearest_reg', { D: d, v, rm, rn, un, sg, uniformCodes }, () => {
+  return kernel('vq_nearest.nearest_reg', { D: d, v, rm, rn, un, sg, uniformCodes, z }, () => {
     const codes = uniformCodes
       ? `var<uniform> e: array<vec4f, ${uniformCodes}>;`
       : `var<storage, read> e: array<${v === 4 ? 'vec4f' : 'f32'}>;`;
     return (
-      (sg ? 'enable subgroups;\n' : '') +
+      enables(z, sg) +
       wgslKernel('vq_nearest', 'nearest_reg', {
         PARAMS: NEAREST_REG_PARAMS.wgsl, D: d, DV: d / v, RM: rm, RN: rn, UN: un, CODES: codes, ...regBody(rm, rn, sg, v, un),
+        ...zAccess(z, v === 4 ? 'vec4f' : 'f32', 'o + d'),
       })
     );
   });
+}
+
+function smemKernel(d: number, z: ZType): Kernel {
+  return kernel('vq_nearest.nearest_smem', { D: d, z }, () =>
+    enables(z, false) +
+    withGemmTile(wgslKernel('vq_nearest', 'nearest_smem', { D: d, PARAMS: NEAREST_SMEM_PARAMS.wgsl, ...zAccess(z, 'f32', 'row * D + d') })));
 }
 
 export interface NearestOptions {
@@ -255,6 +283,8 @@ export interface NearestOptions {
   schedule?: VqSchedule;
   /** reg schedule: share codebook loads through subgroups (default: when the device can). */
   subgroups?: boolean;
+  /** Run this plan (the autotuner times its candidates so); default: planNearest's, or the tuned one. */
+  plan?: NearestPlan;
 }
 
 export interface NearestResult {
@@ -265,13 +295,19 @@ export interface NearestResult {
 }
 
 /**
- * For each row of z [N, D], the index of the nearest row of codebook [K, D] by squared L2
- * distance (fused: the N x K distance matrix is never stored). Not differentiable.
+ * For each row of z [N, D] (f32 or f16), the index of the nearest row of codebook [K, D] (f32)
+ * by squared L2 distance in f32 (fused: the N x K distance matrix is never stored). Not
+ * differentiable.
  */
 export function nearestCode(z: Tensor, codebook: Tensor, opts: NearestOptions = {}): NearestResult {
-  const { n, k, d } = checkCodebook('nearestCode', z, codebook);
+  const { n, k, d } = checkCodebook('nearestCode', z, codebook, true);
+  const zType: ZType = z.dtype === 'f16' ? 'f16' : 'f32';
   const r = rt();
-  const plan = planNearest({ n, k, d }, r.caps, flags(), opts, codebook.buffer.size);
+  // Explicit options (and the autotuner's `plan`) win; else the tuned plan where flag autotune
+  // asks for one (the tuner measures f32 rows, so f16 rows take the rule's plan).
+  const rule = () => planNearest({ n, k, d }, r.caps, flags(), opts, codebook.buffer.size);
+  const tunable = opts.schedule === undefined && opts.subgroups === undefined && zType === 'f32';
+  const plan = opts.plan ?? (tunable ? tunedPlan(NEAREST_TUNING, { n, k, d, codebookBytes: codebook.buffer.size }, rule) : rule());
   const indices = empty([n], 'u32');
   const distances = opts.distances ? empty([n]) : null;
   if (n === 0) return distances ? { indices, distances } : { indices };
@@ -282,10 +318,9 @@ export function nearestCode(z: Tensor, codebook: Tensor, opts: NearestOptions = 
   const writeDist = !!distances;
   if (plan.kind === 'reg') {
     if (plan.uniformCodes) bufs[1] = { buffer: codebook.buffer, size: plan.uniformCodes * 16 };
-    r.dispatch(regKernel(d, plan, plan.sg), bufs, NEAREST_REG_PARAMS.pack({ n, k, writeDist }), plan.grid);
+    r.dispatch(regKernel(d, plan, plan.sg, zType), bufs, NEAREST_REG_PARAMS.pack({ n, k, writeDist }), plan.grid);
   } else {
-    const smem = shaderKernel('vq_nearest', 'nearest_smem', { D: d }, NEAREST_SMEM_PARAMS);
-    r.dispatch(smem, bufs, NEAREST_SMEM_PARAMS.pack({ n, k, writeDist }), plan.grid);
+    r.dispatch(smemKernel(d, zType), bufs, NEAREST_SMEM_PARAMS.pack({ n, k, writeDist }), plan.grid);
   }
   norms.dispose();
   dummy?.dispose();
@@ -354,8 +389,8 @@ export interface QuantizeResult {
 const GATHER_CHUNK = 256 * 16;
 
 /**
- * The VQ-VAE quantiser (SPEC sections 1-2) on z [N, D] (one row per latent vector) and a
- * codebook [K, D]: nearest codes, z_q with the straight-through estimator, and the codebook and
+ * The VQ-VAE quantiser (SPEC sections 1-2) on z [N, D] (one row per latent vector; f32, or f16
+ * whose f32 copy the losses and z_q use) and an f32 codebook [K, D]: nearest codes, z_q with the straight-through estimator, and the codebook and
  * commitment losses, each differentiable into exactly what SPEC section 2 says:
  *   d codebookLoss / dE_k = 2/(N D) sum_{i: idx_i = k} (E_k - z_i)        (not z)
  *   d commitmentLoss / dz_i = 2 beta/(N D) (z_i - E_{idx_i})             (not E)
@@ -365,6 +400,15 @@ const GATHER_CHUNK = 256 * 16;
  * codebook in place (EMA) before backward does not change the gradients.
  */
 export function vectorQuantize(z: Tensor, codebook: Tensor, opts: QuantizeOptions = {}): QuantizeResult {
+  if (z.dtype === 'f16') {
+    // f16 rows: the code search reads them as they are; the straight-through path and the losses
+    // run on their f32 copy (exact; its gradient reaches z as f16 through the cast).
+    checkCodebook('vectorQuantize', z, codebook, true);
+    const indices = opts.indices ?? nearestCode(z, codebook, { schedule: opts.schedule }).indices;
+    const out = vectorQuantize(castTo(z, 'f32'), codebook, { ...opts, indices });
+    if (indices !== opts.indices) indices.dispose();
+    return out;
+  }
   const { n, k, d } = checkCodebook('vectorQuantize', z, codebook);
   const beta = opts.beta ?? 1.25;
   const codebookTerm = opts.codebookLoss ?? true;

@@ -5,13 +5,17 @@ import { Rng } from './random.js';
 import { paramBlock, shaderKernel } from './kernel.js';
 import { grid1d, rt } from './runtime.js';
 import { dispatchFill } from './fill.js';
-import { type Tensor, assertDType, empty, keep, tensor } from './tensor.js';
+import { type Tensor, assertDType, empty, keep } from './tensor.js';
 import { type VqSchedule, codeCounts, nearestCode, segmentSum, vecSpec } from './vq.js';
 
-/** restart: restart dead codes; bias: 1 - decay^t when debiasing, else 1. */
-const EMA_COUNTS_PARAMS = paramBlock({ k: 'u32', restart: 'u32', decay: 'f32', bias: 'f32', eps: 'f32', threshold: 'f32' });
+/**
+ * restart: restart dead codes. The divisor 1 - decay^t (1 without debiasing) changes every step,
+ * so it is not here but in a buffer written once per step (Runtime.writePerStep), as are the
+ * restart rows: a recorded step (engine/recording.ts) replays with new ones.
+ */
+const EMA_COUNTS_PARAMS = paramBlock({ k: 'u32', restart: 'u32', decay: 'f32', eps: 'f32', threshold: 'f32' });
 /** dv: vectors per row. */
-const EMA_UPDATE_PARAMS = paramBlock({ k: 'u32', dv: 'u32', decay: 'f32', bias: 'f32' });
+const EMA_UPDATE_PARAMS = paramBlock({ k: 'u32', dv: 'u32', decay: 'f32' });
 /** code: the centre being placed; first: 1 for the first (no distances yet); u: the uniform draw. */
 const KPP_PICK_PARAMS = paramBlock({ n: 'u32', d: 'u32', code: 'u32', first: 'u32', u: 'f32' });
 const KPP_DIST_PARAMS = paramBlock({ n: 'u32', d: 'u32', code: 'u32', first: 'u32' });
@@ -75,6 +79,10 @@ export class EmaCodebook {
   readonly emaCount: Tensor;
   /** [K, D]: raw moving average of the per-code sums. */
   readonly emaSum: Tensor;
+  /** [1]: this step's 1 - decay^t (1 without debiasing). */
+  private readonly stepBias: Tensor;
+  /** u32 [K]: this step's restart rows (zeros when restarts are off). */
+  private readonly restartRows: Tensor;
 
   constructor(
     readonly codebook: Tensor,
@@ -95,6 +103,9 @@ export class EmaCodebook {
     if (!(this.eps >= 0)) throw new Error(`EmaCodebook: eps must be >= 0, got ${this.eps}`);
     this.emaCount = keep(empty([this.k]));
     this.emaSum = keep(empty([this.k, this.d]));
+    this.stepBias = keep(empty([1]));
+    this.restartRows = keep(empty([this.k], 'u32'));
+    dispatchFill(this.restartRows, 0);
     this.resetState();
   }
 
@@ -127,9 +138,14 @@ export class EmaCodebook {
     if (n === 0) throw new Error('EmaCodebook.update: empty batch');
     const { k, d } = this;
     const r = rt();
-    this.step++;
-    const bias = this.debias ? 1 - this.decay ** this.step : 1;
     const restart = this.restartThreshold > 0;
+    r.writePerStep(this.stepBias.buffer, () => {
+      this.step++;
+      return Float32Array.of(this.debias ? 1 - this.decay ** this.step : 1);
+    });
+    // Drawn every step, used only by dead codes: the generator advances the same way whatever
+    // the GPU decides, so runs repeat.
+    if (restart) r.writePerStep(this.restartRows.buffer, () => sampleRows(this.rng, n, k));
     const counts = codeCounts(indices, k);
     const sums = segmentSum(z, indices, k);
     const smooth = empty([k]);
@@ -137,27 +153,26 @@ export class EmaCodebook {
     const ndead = empty([], 'u32');
     r.dispatch(
       shaderKernel('vq', 'ema_counts', {}, EMA_COUNTS_PARAMS),
-      [counts.buffer, this.emaCount.buffer, smooth.buffer, dead.buffer, ndead.buffer],
-      EMA_COUNTS_PARAMS.pack({ k, restart, decay: this.decay, bias, eps: this.eps, threshold: this.restartThreshold }),
+      [counts.buffer, this.emaCount.buffer, smooth.buffer, dead.buffer, ndead.buffer, this.stepBias.buffer],
+      EMA_COUNTS_PARAMS.pack({ k, restart, decay: this.decay, eps: this.eps, threshold: this.restartThreshold }),
       [1],
     );
-    // Drawn every step, used only by dead codes: the generator advances the same way whatever
-    // the GPU decides, so runs repeat.
-    const rows = tensor(restart ? sampleRows(this.rng, n, k) : new Uint32Array(k), [k], 'u32');
     const v = vecSpec(d);
     r.dispatch(
       shaderKernel('vq', 'ema_update', v.values, EMA_UPDATE_PARAMS),
-      [z.buffer, sums.buffer, smooth.buffer, dead.buffer, rows.buffer, this.emaSum.buffer, this.codebook.buffer],
-      EMA_UPDATE_PARAMS.pack({ k, dv: v.dv, decay: this.decay, bias }),
+      [z.buffer, sums.buffer, smooth.buffer, dead.buffer, this.restartRows.buffer, this.emaSum.buffer, this.codebook.buffer, this.stepBias.buffer],
+      EMA_UPDATE_PARAMS.pack({ k, dv: v.dv, decay: this.decay }),
       grid1d(Math.ceil((k * v.dv) / 64)),
     );
-    for (const x of [rows, smooth, dead, counts, sums]) x.dispose();
+    for (const x of [smooth, dead, counts, sums]) x.dispose();
     return ndead;
   }
 
   dispose(): void {
     this.emaCount.dispose();
     this.emaSum.dispose();
+    this.stepBias.dispose();
+    this.restartRows.dispose();
   }
 }
 

@@ -1,21 +1,37 @@
 // The seed's VQ-VAE (../shared/SPEC.md sections 1-3): encoder, vector quantiser (codebook
 // loss or EMA codebook), decoder; parameters under PyTorch's state_dict names.
 import { noGrad } from '../engine/autograd.js';
+import { castTo } from '../engine/cast.js';
 import { add } from '../engine/elementwise.js';
 import { mseLoss } from '../engine/loss.js';
 import { Rng } from '../engine/random.js';
 import { gather, permute, reshape } from '../engine/shape.js';
-import { type Tensor, keep } from '../engine/tensor.js';
+import { type Tensor, assertF16Supported, keep } from '../engine/tensor.js';
 import { codebookStats, codeCounts, nearestCode, vectorQuantize } from '../engine/vq.js';
 import { EmaCodebook } from '../engine/vq_ema.js';
 import { type VqVaeConfig, resolveConfig } from './config.js';
-import { decoder, encoder } from './networks.js';
+import { type Params, decoder, encoder } from './networks.js';
 import { initParams } from './params.js';
 
 export const CODEBOOK = '_vq_vae._embedding.weight';
 /** Names of the EMA state in the zalando/seed PyTorch module (VectorQuantizerEMA). */
 export const EMA_COUNT = '_vq_vae._ema_cluster_size';
 export const EMA_SUM = '_vq_vae._ema_w';
+
+/**
+ * The precision of a forward pass. f16 (devices with shader-f16): the images and f16 copies of
+ * the encoder's and decoder's weights go through the network in f16 (the f32 weights stay the
+ * parameters; their gradients arrive in f32 through the casts); the quantiser and the losses
+ * stay f32. Train with a LossScaler (engine/loss_scale.ts) so small gradients survive f16.
+ */
+export type Precision = 'f32' | 'f16';
+
+export interface ForwardOptions {
+  /** With an EMA codebook, update it (after quantising with the old one). */
+  train?: boolean;
+  /** Default f32. */
+  precision?: Precision;
+}
 
 export interface ForwardResult {
   /** [B, C, H, W] reconstruction. */
@@ -85,28 +101,47 @@ export class VqVae {
     if (x.dtype !== 'f32') throw new Error(`VqVae: images must be f32, got ${x.describe()}`);
   }
 
-  /** z_e as rows [B*h*w, D] (NHWC order) and the latent grid shape. */
-  private encodeRows(x: Tensor): { rows: Tensor; b: number; h: number; w: number } {
-    this.checkImages(x);
-    const ze = encoder(this.state, x, this.config);
+  /**
+   * z_e as f32 rows [B*h*w, D] (NHWC order) and the latent grid shape; `params` and x in the
+   * network's precision. The rows are f32: the quantiser is (and shape.ts moves 32-bit words).
+   */
+  private encodeRows(x: Tensor, params: Params = this.state): { rows: Tensor; b: number; h: number; w: number } {
+    const out = encoder(params, x, this.config);
+    const ze = out.dtype === 'f32' ? out : castTo(out, 'f32');
     const [b, d, h, w] = ze.shape;
     return { rows: reshape(permute(ze, [0, 2, 3, 1]), [b * h * w, d]), b, h, w };
   }
 
-  private decodeRows(rows: Tensor, b: number, h: number, w: number): Tensor {
+  /** f32 rows back to f32 images, through the decoder in `precision` (with `params` of it). */
+  private decodeRows(rows: Tensor, b: number, h: number, w: number, precision: Precision = 'f32', params: Params = this.state): Tensor {
     const z = permute(reshape(rows, [b, h, w, this.config.embeddingDim]), [0, 3, 1, 2]);
-    return decoder(this.state, z, this.config);
+    if (precision === 'f32') return decoder(params, z, this.config);
+    return castTo(decoder(params, castTo(z, 'f16'), this.config), 'f32');
+  }
+
+  /** f16 copies of the encoder's and decoder's weights (autograd: gradients reach the f32 ones). */
+  private halfWeights(): Params {
+    const vq = new Set([CODEBOOK, EMA_COUNT, EMA_SUM]);
+    const half: Params = new Map();
+    for (const [name, t] of this.state) if (!vq.has(name)) half.set(name, castTo(t, 'f16'));
+    return half;
   }
 
   /**
    * Full pass: reconstruction, losses and statistics. With `train` and an EMA codebook, the
-   * codebook is updated (after quantising with the old one).
+   * codebook is updated (after quantising with the old one). The losses are f32 in either
+   * precision (against the f32 images).
    */
-  forward(x: Tensor, opts: { train?: boolean } = {}): ForwardResult {
-    const { rows, b, h, w } = this.encodeRows(x);
+  forward(x: Tensor, opts: ForwardOptions = {}): ForwardResult {
+    const precision = opts.precision ?? 'f32';
+    if (precision !== 'f32' && precision !== 'f16') throw new Error(`VqVae.forward: precision must be 'f32' or 'f16', got ${JSON.stringify(precision)}`);
+    this.checkImages(x);
+    if (precision === 'f16') assertF16Supported('VqVae.forward with precision f16');
+    const params = precision === 'f16' ? this.halfWeights() : this.state;
+    const { rows, b, h, w } = this.encodeRows(precision === 'f16' ? castTo(x, 'f16') : x, params);
     const q = vectorQuantize(rows, this.codebook, { beta: this.config.beta, codebookLoss: !this.ema });
     if (this.ema && opts.train) noGrad(() => this.ema!.update(rows, q.indices).dispose());
-    const xHat = this.decodeRows(q.zq, b, h, w);
+    const xHat = this.decodeRows(q.zq, b, h, w, precision, params);
     const recon = mseLoss(xHat, x);
     const loss = add(recon, q.loss);
     const counts = codeCounts(q.indices, this.config.codebookSize);
@@ -126,6 +161,7 @@ export class VqVae {
 
   /** Images [B, C, H, W] -> codes u32 [B, h, w]. */
   encode(x: Tensor): Tensor {
+    this.checkImages(x);
     return noGrad(() => {
       const { rows, b, h, w } = this.encodeRows(x);
       return reshape(nearestCode(rows, this.codebook).indices, [b, h, w]);

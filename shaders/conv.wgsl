@@ -32,8 +32,9 @@
 //     component for all 8 lanes, so operands loaded many times per vec4 are copied into one;
 //   * each accumulator is assigned once per loop iteration (every assignment inside a loop is a
 //     load, a masked blend and a store there).
-// "smem": the classic 64x64 workgroup tile with 16-deep slices of A and B staged in workgroup
-// memory as vec4s, for discrete GPUs.
+// "smem" (discrete GPUs): the 64x64 workgroup-memory GEMM tile of shaders/gemm_tile.wgsl,
+// shared with matmul and the code search; conv_smem and convw_smem supply its loaders (the
+// index math and bounds above) and their epilogues.
 
 // @kernel conv_reg
 // One subgroup: R GEMM rows (output channels) x 8 lanes x PJ (4, 8 or 16) adjacent positions per lane.
@@ -77,7 +78,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
 // @kernel convw_reg
 // Weight gradient, one subgroup: R rows (channels of A) x 8 lanes x CPL column groups per lane,
 // a column group being (kin, ty, four taps). The reduction runs over the position groups
-// (b, qy, four qx) of chunk wg.z, UQ groups per iteration (1 today: more measured slower) of a
+// (b, qy, four qx) of chunk wg.z, UQ groups per iteration (1: more were slower, bench conv.*.wgrad.b32) of a
 // single flat loop (a nested loop over qx would run only a couple of times per row on small
 // maps and pay its setup each time).
 {{PARAMS}}
@@ -160,68 +161,65 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin({{LANE}}) lane: u32) {
 }
 
 // @kernel conv_smem
-// 64 positions x 64 rows per workgroup of 16x16; each invocation 4 positions x 4 rows (both
-// strided by 16); K in slices of 16.
+// The GEMM tile of shaders/gemm_tile.wgsl (appended by the launcher) with A = the weights (64
+// rows per workgroup, A-slot s: rows n0 + s + 16 i) and B = the input windows (64 positions,
+// B-slot s: positions m0 + s + 16 i), k = (kin, ty, tx); both staged with consecutive threads
+// along the slots, so consecutive threads read consecutive positions.
 {{PARAMS}}
 {{BINDINGS}}
-// Slices are stored as vec4s, [k][s] = (positions or rows s, s + 16, s + 32, s + 48): a thread
-// reads its 4 positions and its 4 rows with one workgroup load each (2 per 16 FMAs instead of
-// 8), and every vec4 is written whole by one invocation.
-var<workgroup> As: array<vec4f, 256>;
-var<workgroup> Bs: array<vec4f, 256>;
+const GEMM_A_K_FAST = false;
+const GEMM_B_K_FAST = false;
+// The thread's staged positions (B-slot lid.x): batch, position, and whether it exists.
+struct GemmCtx { n0: u32, b: array<u32, 4>, qy: array<u32, 4>, qx: array<u32, 4>, ok: array<bool, 4> }
+
+// k = (kin, ty, tx).
+fn tap(k: u32) -> vec3u {
+  return vec3u(k / (p.TX * p.TY), (k / p.TX) % p.TY, k % p.TX);
+}
+
+fn gemm_loadA(c: GemmCtx, k: u32, s: u32) -> vec4f {
+  let t = tap(k);
+  var wv = vec4f(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    let ln = c.n0 + s + 16u * i;
+    let wi = ((min(ln, p.ROWS - 1u) * p.KINP + t.x) * p.TY + t.y) * p.TXP + t.z;
+    wv[i] = select(0.0, Wp[wi], ln < p.ROWS);
+  }
+  return wv;
+}
+
+fn gemm_loadB(c: GemmCtx, k: u32, s: u32) -> vec4f {
+  let t = tap(k);
+  var xv = vec4f(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    let iy = i32(c.qy[i] * p.SY) + {{DIR}} * i32(t.y) + p.OFFY;
+    let ix = i32(c.qx[i] * p.SX) + {{DIR}} * i32(t.z) + p.OFFX;
+    let ok = c.ok[i] && iy >= 0 && iy < i32(p.IH) && ix >= 0 && ix < i32(p.IW);
+    let xi = ((c.b[i] * p.KIN + t.x) * p.IH + u32(clamp(iy, 0, i32(p.IH) - 1))) * p.IW
+      + u32(clamp(ix, 0, i32(p.IW) - 1));
+    xv[i] = select(0.0, {{X_XI}}, ok);
+  }
+  return xv;
+}
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+        @builtin(local_invocation_id) lid: vec3u) {
   let m0 = (wg.x + wg.z * nwg.x) * 64u; // position tiles over x and z (> 65535 need z)
   let n0 = wg.y * 64u;
-  // This invocation stages slice offset kk of positions m0 + s + 16 i and rows n0 + s + 16 i
-  // (consecutive invocations: consecutive positions, so the loads coalesce).
-  let s = li % 16u;
-  let kk = li / 16u;
-  var sb: array<u32, 4>;
-  var sqy: array<u32, 4>;
-  var sqx: array<u32, 4>;
-  var sok: array<bool, 4>;
+  var c: GemmCtx;
+  c.n0 = n0;
   for (var i = 0u; i < 4u; i++) {
-    let lm = m0 + s + 16u * i;
-    sok[i] = lm < p.MTOT;
+    let lm = m0 + lid.x + 16u * i;
+    c.ok[i] = lm < p.MTOT;
     let pm = min(lm, p.MTOT - 1u);
-    sb[i] = pm / (p.QH * p.QW);
-    let lq = pm - sb[i] * (p.QH * p.QW);
-    sqy[i] = lq / p.QW;
-    sqx[i] = lq - sqy[i] * p.QW;
+    c.b[i] = pm / (p.QH * p.QW);
+    let lq = pm - c.b[i] * (p.QH * p.QW);
+    c.qy[i] = lq / p.QW;
+    c.qx[i] = lq - c.qy[i] * p.QW;
   }
   var acc: array<vec4f, 4>;  // acc[j][i]: row n0 + lid.y + 16 j, position m0 + lid.x + 16 i
-  for (var k0 = 0u; k0 < p.KTOT; k0 += 16u) {
-    let k = k0 + kk;
-    let kOk = k < p.KTOT;
-    let tx = k % p.TX;
-    let ty = (k / p.TX) % p.TY;
-    let kin = min(k / (p.TX * p.TY), p.KIN - 1u);
-    var xv = vec4f(0.0);
-    var wv = vec4f(0.0);
-    for (var i = 0u; i < 4u; i++) {
-      let iy = i32(sqy[i] * p.SY) + {{DIR}} * i32(ty) + p.OFFY;
-      let ix = i32(sqx[i] * p.SX) + {{DIR}} * i32(tx) + p.OFFX;
-      let ok = sok[i] && kOk && iy >= 0 && iy < i32(p.IH) && ix >= 0 && ix < i32(p.IW);
-      let xi = ((sb[i] * p.KIN + kin) * p.IH + u32(clamp(iy, 0, i32(p.IH) - 1))) * p.IW
-        + u32(clamp(ix, 0, i32(p.IW) - 1));
-      xv[i] = select(0.0, X[xi], ok);
-      let ln = n0 + s + 16u * i;
-      let wi = ((min(ln, p.ROWS - 1u) * p.KINP + kin) * p.TY + ty) * p.TXP + tx;
-      wv[i] = select(0.0, Wp[wi], ln < p.ROWS && kOk);
-    }
-    As[kk * 16u + s] = xv;
-    Bs[kk * 16u + s] = wv;
-    workgroupBarrier();
-    for (var q = 0u; q < 16u; q++) {
-      let a = As[q * 16u + lid.x];  // positions m0 + lid.x + 16 i
-      let w = Bs[q * 16u + lid.y];  // rows n0 + lid.y + 16 j
-      for (var j = 0u; j < 4u; j++) { acc[j] = fma(a, vec4f(w[j]), acc[j]); }
-    }
-    workgroupBarrier();
-  }
+  gemm_tile(c, 0u, p.KTOT, lid, &acc);
   for (var i = 0u; i < 4u; i++) {
     let m = m0 + lid.x + 16u * i;
     if (m >= p.MTOT) { continue; }
@@ -236,70 +234,71 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
       if (row >= p.ROWS) { continue; }
       var v = acc[j][i]{{BIAS_ADD}};
       {{ACT}}
-      Y[((b * p.ROWS + row) * p.OH + oy) * p.OW + ox] = v;
+      Y[((b * p.ROWS + row) * p.OH + oy) * p.OW + ox] = {{Y_V}};
     }
   }
 }
 
 // @kernel convw_smem
-// Weight gradient: 64 rows x 64 columns (kin, ty, tx) per 16x16 workgroup; chunk wg.z of the
-// positions; partial sums go to P[chunk] in the same layout as convw_reg's.
+// Weight gradient: the GEMM tile of shaders/gemm_tile.wgsl (appended by the launcher) over the
+// positions k of chunk wg.z, with A = the input windows (64 columns (kin, ty, tx) per workgroup,
+// A-slot s: columns n0 + s + 16 i) and B = the output gradient (64 rows, B-slot s: rows
+// m0 + s + 16 i); partial sums go to P[chunk] in the same layout as convw_reg's.
 {{PARAMS}}
 {{BINDINGS}}
-// vec4 slices as in conv_smem: [k][s] = rows (or columns) s, s + 16, s + 32, s + 48.
-var<workgroup> As: array<vec4f, 256>;
-var<workgroup> Bs: array<vec4f, 256>;
+const GEMM_A_K_FAST = false;
+const GEMM_B_K_FAST = false;
+// The thread's staged columns (A-slot lid.x): tap, kernel row and input channel.
+struct GemmCtx { m0: u32, tx: array<u32, 4>, ty: array<u32, 4>, kin: array<u32, 4>, n0: u32 }
+
+// Position k = (b, qy, qx).
+fn position(k: u32) -> vec3u {
+  let b = k / (p.QH * p.QW);
+  let q = k - b * (p.QH * p.QW);
+  let qy = q / p.QW;
+  return vec3u(b, qy, q - qy * p.QW);
+}
+
+fn gemm_loadA(c: GemmCtx, k: u32, s: u32) -> vec4f {
+  let q = position(k);
+  var xv = vec4f(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    let iy = i32(q.y * p.SY + c.ty[i]) + p.OFFY;
+    let ix = i32(q.z * p.SX + c.tx[i]) + p.OFFX;
+    let ok = c.n0 + s + 16u * i < p.NCOL && iy >= 0 && iy < i32(p.IH) && ix >= 0 && ix < i32(p.IW);
+    let xi = ((q.x * p.KIN + c.kin[i]) * p.IH + u32(clamp(iy, 0, i32(p.IH) - 1))) * p.IW + u32(clamp(ix, 0, i32(p.IW) - 1));
+    xv[i] = select(0.0, {{X_XI}}, ok);
+  }
+  return xv;
+}
+
+fn gemm_loadB(c: GemmCtx, k: u32, s: u32) -> vec4f {
+  let q = position(k);
+  var av = vec4f(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    let lm = c.m0 + s + 16u * i;
+    av[i] = select(0.0, {{A_AT}}, lm < p.ROWS);
+  }
+  return av;
+}
 
 @compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u,
-        @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let m0 = wg.x * 64u;
   let n0 = wg.y * 64u;
   let p0 = wg.z * p.CHUNK;
   let p1 = min(p0 + p.CHUNK, p.MTOT);
-  // This invocation stages position kk of the slice for rows m0 + s + 16 i of A and columns
-  // n0 + s + 16 i = (kin, ty, tx) of B.
-  let s = li % 16u;
-  let kk = li / 16u;
-  var ctx: array<u32, 4>;
-  var cty: array<u32, 4>;
-  var ckin: array<u32, 4>;
+  var c: GemmCtx;
+  c.m0 = m0;
+  c.n0 = n0;
   for (var i = 0u; i < 4u; i++) {
-    let ln = n0 + s + 16u * i;
-    ctx[i] = ln % p.TX;
-    cty[i] = (ln / p.TX) % p.TY;
-    ckin[i] = min(ln / (p.TX * p.TY), p.KIN - 1u);
+    let ln = n0 + lid.x + 16u * i;
+    c.tx[i] = ln % p.TX;
+    c.ty[i] = (ln / p.TX) % p.TY;
+    c.kin[i] = min(ln / (p.TX * p.TY), p.KIN - 1u);
   }
   var acc: array<vec4f, 4>;  // acc[j][i]: row m0 + lid.x + 16 i, column n0 + lid.y + 16 j
-  for (var k0 = p0; k0 < p1; k0 += 16u) {
-    let k = k0 + kk;
-    let kOk = k < p1;
-    let pk = min(k, p.MTOT - 1u);
-    let b = pk / (p.QH * p.QW);
-    let q = pk - b * (p.QH * p.QW);
-    let qy = q / p.QW;
-    let qx = q - qy * p.QW;
-    var av = vec4f(0.0);
-    var xv = vec4f(0.0);
-    for (var i = 0u; i < 4u; i++) {
-      let lm = m0 + s + 16u * i;
-      av[i] = select(0.0, A[((b * p.ROWS + min(lm, p.ROWS - 1u)) * p.QH + qy) * p.QW + qx], lm < p.ROWS && kOk);
-      let iy = i32(qy * p.SY + cty[i]) + p.OFFY;
-      let ix = i32(qx * p.SX + ctx[i]) + p.OFFX;
-      let ok = n0 + s + 16u * i < p.NCOL && kOk && iy >= 0 && iy < i32(p.IH) && ix >= 0 && ix < i32(p.IW);
-      let xi = ((b * p.KIN + ckin[i]) * p.IH + u32(clamp(iy, 0, i32(p.IH) - 1))) * p.IW + u32(clamp(ix, 0, i32(p.IW) - 1));
-      xv[i] = select(0.0, X[xi], ok);
-    }
-    As[kk * 16u + s] = av;
-    Bs[kk * 16u + s] = xv;
-    workgroupBarrier();
-    for (var t = 0u; t < 16u; t++) {
-      let a = As[t * 16u + lid.x];
-      let w = Bs[t * 16u + lid.y];
-      for (var j = 0u; j < 4u; j++) { acc[j] = fma(a, vec4f(w[j]), acc[j]); }
-    }
-    workgroupBarrier();
-  }
+  gemm_tile(c, p0, p1, lid, &acc);
   for (var i = 0u; i < 4u; i++) {
     let m = m0 + lid.x + 16u * i;
     if (m >= p.ROWS) { continue; }
@@ -321,7 +320,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 // divisors of the index (TXP, TY, KINP) are constants of the kernel: llvmpipe divides by a
 // uniform value per lane (bench: conv.*.fwd).
 {{PARAMS}}
-@group(0) @binding(0) var<storage, read> W: array<f32>;
+@group(0) @binding(0) var<storage, read> W: {{W_ARRAY}};
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
@@ -352,7 +351,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let ok = row < p.ROWS && kin < p.KIN && tx < p.TX && ky < p.KH && kx < p.KW;
   var src = ((kin * p.ROWS + row) * p.KH + ky) * p.KW + kx;
   if (p.KINMAJOR == 0u) { src = ((row * p.KIN + kin) * p.KH + ky) * p.KW + kx; }
-  out[i] = select(0.0, W[min(src, arrayLength(&W) - 1u)], ok);
+  out[i] = select(0.0, {{W_SRC}}, ok);
 }
 
 // @kernel wsum
@@ -379,7 +378,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 // tree in workgroup memory (deterministic). T is vec4f when a channel's HW values are whole
 // vec4s (HW counts T elements), else f32.
 {{PARAMS}}
-@group(0) @binding(0) var<storage, read> G: array<{{T}}>;
+@group(0) @binding(0) var<storage, read> G: {{G_ARRAY}};
 @group(0) @binding(1) var<storage, read_write> db: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 var<workgroup> part: array<f32, 64>;
@@ -390,7 +389,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var s = {{T}}(0.0);
   for (var b = 0u; b < p.B; b++) {
     let base = (b * p.C + c) * p.HW;
-    for (var i = li; i < p.HW; i += 64u) { s += G[base + i]; }
+    for (var i = li; i < p.HW; i += 64u) { s += {{G_AT}}; }
   }
   part[li] = {{SUM}};
   workgroupBarrier();

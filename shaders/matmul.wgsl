@@ -10,11 +10,12 @@
 //   mm_write4(base, row, n, v)                     applies the epilogue, writes the in-range part
 // Reads clamp out-of-range rows/columns instead of branching (those results are never written),
 // so full and partial tiles run the same straight-line code. A kernel that only addresses its
-// operands differently (conv as implicit GEMM) writes its own hooks and reuses a schedule.
+// operands differently writes its own hooks and reuses a schedule.
 //
 // Sections: `matmul_hooks` (hooks for plain strided matrices), `reg`, `smem` (schedules; the
 // launcher puts hooks + schedule into one module, after `enable subgroups;` when `reg` shares A
-// through subgroups), `colsum` (the bias gradient).
+// through subgroups, and `smem` with the workgroup-memory tile of shaders/gemm_tile.wgsl, which
+// conv and the code search share), `colsum` (the bias gradient).
 
 // @kernel matmul_hooks
 // Row-major batches. Transposes, bias and relu are uniforms (one pipeline serves them all); only
@@ -92,43 +93,29 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 }
 
 // @kernel smem
-// Workgroup-memory tiles: 64x64 outputs per workgroup of 16x16 threads, each thread 4 rows
-// (strided by 16) x 4 adjacent columns; K in steps of 16. The usual schedule for a discrete GPU.
-const TILE_K = 16u;
-var<workgroup> As: array<array<f32, 64>, 16>;         // As[k][row]
-var<workgroup> Bs: array<array<vec4<f32>, 16>, 16>;   // Bs[k][column / 4]
+// Workgroup-memory tiles (shaders/gemm_tile.wgsl, appended by the launcher): 64x64 outputs per
+// workgroup of 16x16 threads, each thread 4 rows (strided by 16) x 4 adjacent columns. The usual
+// schedule for a discrete GPU. A slot of A is rows s + 16 i, staged with consecutive threads
+// along k; a slot of B is the four adjacent columns 4 s .. 4 s + 3, one vec4 read of B.
+const GEMM_A_K_FAST = true;
+const GEMM_B_K_FAST = false;
+struct GemmCtx { aBase: u32, bBase: u32, row0: u32, n0: u32 }
+
+fn gemm_loadA(c: GemmCtx, k: u32, s: u32) -> vec4f {
+  return vec4f(mm_readA(c.aBase, c.row0 + s, k), mm_readA(c.aBase, c.row0 + s + 16u, k),
+               mm_readA(c.aBase, c.row0 + s + 32u, k), mm_readA(c.aBase, c.row0 + s + 48u, k));
+}
+
+fn gemm_loadB(c: GemmCtx, k: u32, s: u32) -> vec4f { return mm_readB4(c.bBase, k, c.n0 + 4u * s); }
 
 @compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u,
-        @builtin(local_invocation_index) tid: u32) {
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let row0 = wg.y * 64u;
   let n0 = wg.x * 64u;
   var acc: array<vec4<f32>, 4>;
   for (var j = 0u; j < p.nRed; j++) {
     let z = wg.z + j * p.zOut;
-    let aBase = mm_baseA(z);
-    let bBase = mm_baseB(z);
-    for (var k0 = 0u; k0 < p.K; k0 += TILE_K) {
-      // A tile, 64 x 16: 4 values per thread, consecutive threads along k.
-      for (var i = 0u; i < 4u; i++) {
-        let e = tid + i * 256u;
-        let r = e / TILE_K;
-        let k = k0 + e % TILE_K;
-        As[e % TILE_K][r] = select(0.0, mm_readA(aBase, row0 + r, min(k, p.K - 1u)), k < p.K);
-      }
-      // B tile, 16 x 64: one vec4 per thread.
-      let kb = k0 + tid / 16u;
-      Bs[tid / 16u][tid % 16u] =
-        select(vec4<f32>(0.0), mm_readB4(bBase, min(kb, p.K - 1u), n0 + 4u * (tid % 16u)), kb < p.K);
-      workgroupBarrier();
-      for (var kk = 0u; kk < TILE_K; kk++) {
-        let b = Bs[kk][lid.x];
-        for (var i = 0u; i < 4u; i++) {
-          acc[i] = fma(vec4<f32>(As[kk][lid.y + 16u * i]), b, acc[i]);
-        }
-      }
-      workgroupBarrier();
-    }
+    gemm_tile(GemmCtx(mm_baseA(z), mm_baseB(z), row0, n0), 0u, p.K, lid, &acc);
   }
   let oBase = mm_baseO(wg.z);
   for (var i = 0u; i < 4u; i++) {

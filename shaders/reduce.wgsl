@@ -3,8 +3,8 @@
 // partial results and the launcher repeats passes until one chunk is left. Every sum is a
 // fixed-order tree or short sequential run (no atomics): deterministic and accurate.
 //   sum_cols:   one invocation sums up to 128 rows of one column; a long axis takes several
-//               passes (4M elements to one: 4 passes). A workgroup tree in shared memory was
-//               10-100x slower on llvmpipe, whose barriers are expensive.
+//               passes (4M elements to one: 4 passes). No workgroup tree in shared memory:
+//               barriers are expensive on llvmpipe.
 //   arg_cols:   the same for max/min with the index (lowest index wins ties).
 //   max_grad:   scatters g to the recorded argmax position (no atomics: one output per thread).
 //   broadcast:  y[i] = x[strided offset of i] * scale (backward of sum/mean, and expand).
@@ -96,6 +96,78 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let t = i / p.inner;
   let j = (t / p.len) * p.inner + k;
   Y[i] = select(0.0, G[j], IDX[j] == t % p.len);
+}
+
+// @kernel sum_cols_f16
+// sum_cols where the input (IN) or the output (OUT) is f16: the additions are f32 as in
+// sum_cols, and an f16 result is rounded once, when the last pass writes it (the earlier
+// passes of a long f16 sum read f16 and write f32 partial sums).
+{{PARAMS}}
+@group(0) @binding(0) var<storage, read> X: array<{{IN}}>;
+@group(0) @binding(1) var<storage, read_write> Y: array<{{OUT}}>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= p.outer * p.chunks * p.inner) { return; }
+  let k = i % p.inner;
+  let t = i / p.inner;
+  let c = t % p.chunks;
+  var off = ((t / p.chunks) * p.len + c) * p.inner + k;
+  let stride = p.chunks * p.inner;
+  var acc0 = 0.0;
+  var acc1 = 0.0;
+  var r = c;
+  for (; r + p.chunks < p.len; r += 2u * p.chunks) {
+    acc0 += f32(X[off]);
+    acc1 += f32(X[off + stride]);
+    off += 2u * stride;
+  }
+  if (r < p.len) { acc0 += f32(X[off]); }
+  Y[i] = {{OUT}}((acc0 + acc1) * p.scale);
+}
+
+// @kernel broadcast_f16
+// broadcast for f16 tensors: y = x[strided offset] * scale, the product in f32 and rounded once.
+{{PARAMS}}
+@group(0) @binding(0) var<storage, read> X: array<f16>;
+@group(0) @binding(1) var<storage, read_write> Y: array<f16>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+fn offsetOf(i: u32) -> vec2u {
+  var rem = i;
+  var off = 0u;
+  var c0 = 0u;
+  for (var d = {{RANK}}u; d > 0u; d--) {
+    let k = d - 1u;
+    let dim = p.shape[k / 4u][k % 4u];
+    let c = rem % dim;
+    if (d == {{RANK}}u) { c0 = c; }
+    off += c * p.sx[k / 4u][k % 4u];
+    rem = rem / dim;
+  }
+  return vec2u(off, c0);
+}
+
+const PER = {{PER}}u;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i0 = (gid.x + gid.y * nwg.x * 256u) * PER;
+  if (i0 >= p.n) { return; }
+  var o = offsetOf(i0);
+  let last = {{RANK}}u - 1u;
+  let step = p.sx[last / 4u][last % 4u];
+  let dim0 = p.shape[last / 4u][last % 4u];
+  for (var i = i0; i < min(i0 + PER, p.n); i++) {
+    Y[i] = f16(f32(X[o.x]) * p.scale);
+    if (o.y + 1u < dim0) {
+      o = vec2u(o.x + step, o.y + 1u);
+    } else {
+      o = offsetOf(i + 1u);
+    }
+  }
 }
 
 // @kernel broadcast

@@ -201,34 +201,37 @@ fn main(@builtin(local_invocation_index) t: u32) {
 // @kernel ema_counts
 // One workgroup: emaN <- decay emaN + (1 - decay) n; total = sum N^; Laplace smoothing
 // smoothN = (N^ + eps) / (total + K eps) * total; codes with N^ < threshold are marked dead
-// (when restarts are on) and their count restarts at N^ = 1.
+// (when restarts are on) and their count restarts at N^ = 1. The debiasing divisor
+// 1 - decay^t is stepBias[0], written once per step (a recorded step replays with a new one).
 {{PARAMS}}
 @group(0) @binding(0) var<storage, read> counts: array<u32>;
 @group(0) @binding(1) var<storage, read_write> emaN: array<f32>;
 @group(0) @binding(2) var<storage, read_write> smoothN: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dead: array<u32>;
 @group(0) @binding(4) var<storage, read_write> ndead: array<u32>;
-@group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(5) var<storage, read> stepBias: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) t: u32) {
+  let bias = stepBias[0];
   var s = 0.0;
   for (var k = t; k < p.k; k += 256u) {
     let nk = p.decay * emaN[k] + (1.0 - p.decay) * f32(counts[k]);
     emaN[k] = nk;
-    s += nk / p.bias;
+    s += nk / bias;
   }
   redf[t] = s;
   treeSumF(t);
   let total = redf[0];
   var nd = 0u;
   for (var k = t; k < p.k; k += 256u) {
-    let nh = emaN[k] / p.bias;
+    let nh = emaN[k] / bias;
     smoothN[k] = (nh + p.eps) / (total + f32(p.k) * p.eps) * total;
     let isDead = p.restart != 0u && nh < p.threshold;
     dead[k] = select(0u, 1u, isDead);
     if (isDead) {
-      emaN[k] = p.bias;
+      emaN[k] = bias;
       nd++;
     }
   }
@@ -240,7 +243,7 @@ fn main(@builtin(local_invocation_index) t: u32) {
 // @kernel ema_update
 // Per (code k, vector column c), from the batch's per-code sums s of z: emaM <- decay emaM +
 // (1 - decay) s; e = m^ / smoothN. A dead code instead takes the row restartRows[k] of z, with
-// m^ = that row.
+// m^ = that row. stepBias[0] as in ema_counts.
 alias V = {{V}};
 {{PARAMS}}
 @group(0) @binding(0) var<storage, read> z: array<V>;
@@ -250,23 +253,25 @@ alias V = {{V}};
 @group(0) @binding(4) var<storage, read> restartRows: array<u32>;
 @group(0) @binding(5) var<storage, read_write> emaM: array<V>;
 @group(0) @binding(6) var<storage, read_write> e: array<V>;
-@group(0) @binding(7) var<uniform> p: Params;
+@group(0) @binding(7) var<storage, read> stepBias: array<f32>;
+@group(0) @binding(8) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = lin(gid, nwg, 64u);
   if (i >= p.k * p.dv) { return; }
+  let bias = stepBias[0];
   let k = i / p.dv;
   let c = i - k * p.dv;
   if (dead[k] != 0u) {
     let v = z[restartRows[k] * p.dv + c];
     e[i] = v;
-    emaM[i] = p.bias * v;
+    emaM[i] = bias * v;
     return;
   }
   let m = p.decay * emaM[i] + (1.0 - p.decay) * sums[i];
   emaM[i] = m;
-  e[i] = (m / p.bias) / smoothN[k];
+  e[i] = (m / bias) / smoothN[k];
 }
 
 // ---- k-means++ seeding and Lloyd steps (engine/vq_ema.ts, kmeansInit).

@@ -8,9 +8,9 @@
 //   invocation owns RM rows of z and loops over every code in steps of RN, keeping an RM x RN
 //   block of dot products in registers. With subgroups of 8, the 8 lanes load 8 neighbouring
 //   codes at once and share them by subgroupBroadcast (one load where there were 8).
-// * nearest_smem: a GPU GEMM tile. A workgroup owns TM rows and walks the codebook in tiles of
-//   TK codes, staging z and e slices of BD dims in workgroup memory; each thread keeps 4 rows x
-//   4 codes, then the 16 threads that share a row merge their minima (lexicographic on (d, k)).
+// * nearest_smem: the workgroup-memory GEMM tile shared with matmul and conv. A workgroup owns
+//   TM rows and walks the codebook in tiles of TK codes; each thread keeps 4 rows x 4 codes,
+//   then the 16 threads that share a row merge their minima (lexicographic on (d, k)).
 
 // The largest finite f32: the starting minimum (a distance that overflows to inf never wins).
 const BIG = 0x1.fffffep+127f;
@@ -66,7 +66,7 @@ const RN = {{RN}}u;  // codes per step of the codebook loop
 const UN = {{UN}}u;  // loads per row and code per iteration of the d loop (1, 2 or DV)
 const WG = 8u;       // one lavapipe SIMD group: small workgroups spread over the CPU threads
 {{PARAMS}}
-@group(0) @binding(0) var<storage, read> z: array<{{VT}}>;
+@group(0) @binding(0) var<storage, read> z: {{Z_ARRAY}};
 @group(0) @binding(1) {{CODES}}
 @group(0) @binding(2) var<storage, read> norms: array<f32>;
 @group(0) @binding(3) var<storage, read_write> idx: array<u32>;
@@ -91,7 +91,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   var zr: array<{{VT}}, RM * DV>;
   for (var r = 0u; r < RM; r++) {
     let o = min(row0 + r, p.n - 1u) * DV;
-    for (var d = 0u; d < DV; d++) { zr[d * RM + r] = z[o + d]; }
+    for (var d = 0u; d < DV; d++) { zr[d * RM + r] = {{Z_AT}}; }
   }
 {{DECL_BEST}}
   for (var k0 = 0u; k0 < p.k; k0 += RN) {
@@ -107,66 +107,61 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 }
 
 // @kernel nearest_smem
+// The GEMM tile of shaders/gemm_tile.wgsl (appended by the launcher) with A = rows of z (TM per
+// workgroup, A-slot s: rows row0 + s + 16 i) and B = codes (a codebook tile of TK, B-slot s:
+// codes k0 + s + 16 i), k = the dim; both staged with 16 consecutive threads reading 16
+// consecutive dims of one row. Each thread keeps 4 rows x 4 codes; after the last codebook tile
+// the 16 threads that share a row merge their minima (lexicographic on (d, k)).
 const D = {{D}}u;
 const TM = 64u;   // rows per workgroup
 const TK = 64u;   // codes per codebook tile
-const BD = 16u;   // dims per staged slice
-const NSLICE = (D + BD - 1u) / BD;
 {{PARAMS}}
-@group(0) @binding(0) var<storage, read> z: array<f32>;
+@group(0) @binding(0) var<storage, read> z: {{Z_ARRAY}};
 @group(0) @binding(1) var<storage, read> e: array<f32>;
 @group(0) @binding(2) var<storage, read> norms: array<f32>;
 @group(0) @binding(3) var<storage, read_write> idx: array<u32>;
 @group(0) @binding(4) var<storage, read_write> dist: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-// Slices stored dim-major as vec4s: zs[d][s] = rows s, s + 16, s + 32, s + 48 and es[d][s] =
-// codes s, s + 16, ... of the tile, so a thread's 4 rows and 4 codes are one load each, and each
-// vec4 is written whole by one invocation.
-var<workgroup> zs: array<vec4f, BD * TM / 4u>;
-var<workgroup> es: array<vec4f, BD * TK / 4u>;
 var<workgroup> redd: array<f32, TM * 16u>;
 var<workgroup> redi: array<u32, TM * 16u>;
 
-@compute @workgroup_size(256)
+const GEMM_A_K_FAST = true;
+const GEMM_B_K_FAST = true;
+struct GemmCtx { row0: u32, k0: u32 }
+
+fn gemm_loadA(c: GemmCtx, d: u32, s: u32) -> vec4f {
+  var zv = vec4f(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    let row = c.row0 + s + 16u * i;
+    if (row < p.n) { zv[i] = {{Z_AT}}; }
+  }
+  return zv;
+}
+
+fn gemm_loadB(c: GemmCtx, d: u32, s: u32) -> vec4f {
+  var ev = vec4f(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    let code = c.k0 + s + 16u * i;
+    if (code < p.k) { ev[i] = e[code * D + d]; }
+  }
+  return ev;
+}
+
+@compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) t: u32) {
+        @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) t: u32) {
   let row0 = (wid.x + wid.y * nwg.x) * TM;
-  let tr = t / 16u;  // this thread's rows: row0 + tr + 16 i
-  let tc = t % 16u;  // this thread's codes within a tile: tc + 16 j
-  // Loader: dim ld of the slice for rows (codes) ls + 16 c; 16 consecutive threads read 16
-  // consecutive dims of one row.
-  let ld = t % 16u;
-  let ls = t / 16u;
+  let tr = lid.y;  // this thread's rows: row0 + tr + 16 i
+  let tc = lid.x;  // this thread's codes within a tile: tc + 16 j
   var best = vec4f(BIG);
   var besti = vec4u(0u);
 
   for (var k0 = 0u; k0 < p.k; k0 += TK) {
-    var acc: array<vec4f, 4>;  // acc[i][j]: row tr + 16 i, code tc + 16 j
-    for (var i = 0u; i < 4u; i++) { acc[i] = vec4f(0.0); }
-    for (var s = 0u; s < NSLICE; s++) {
-      let d = s * BD + ld;
-      var zv = vec4f(0.0);
-      var ev = vec4f(0.0);
-      for (var c = 0u; c < 4u; c++) {
-        let row = row0 + ls + 16u * c;
-        let code = k0 + ls + 16u * c;
-        if (d < D && row < p.n) { zv[c] = z[row * D + d]; }
-        if (d < D && code < p.k) { ev[c] = e[code * D + d]; }
-      }
-      zs[ld * 16u + ls] = zv;
-      es[ld * 16u + ls] = ev;
-      workgroupBarrier();
-      for (var dd = 0u; dd < BD; dd++) {
-        let a = zs[dd * 16u + tr];
-        let b = es[dd * 16u + tc];
-        acc[0] = fma(vec4f(a.x), b, acc[0]);
-        acc[1] = fma(vec4f(a.y), b, acc[1]);
-        acc[2] = fma(vec4f(a.z), b, acc[2]);
-        acc[3] = fma(vec4f(a.w), b, acc[3]);
-      }
-      workgroupBarrier();
-    }
+    // acc[i][j]: row tr + 16 i, code tc + 16 j. Zeroed explicitly: without an initializer the
+    // previous codebook tile's sums were kept (seen with Dawn on lavapipe).
+    var acc = array<vec4f, 4>();
+    gemm_tile(GemmCtx(row0, k0), 0u, D, lid, &acc);
     for (var j = 0u; j < 4u; j++) {
       let k = k0 + tc + 16u * j;
       if (k < p.k) {
@@ -198,7 +193,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       idx[row] = bi;
       if (p.writeDist != 0u) {
         var zz = 0.0;
-        for (var d = 0u; d < D; d++) { let v = z[row * D + d]; zz = fma(v, v, zz); }
+        for (var d = 0u; d < D; d++) { let v = {{Z_AT}}; zz = fma(v, v, zz); }
         dist[row] = max(zz + bd, 0.0);
       }
     }

@@ -9,7 +9,7 @@ import { sum } from '../engine/reduce.js';
 
 await gpu(t);
 
-const values = async (x: { read(): Promise<Float32Array | Int32Array | Uint32Array> }) => Array.from(await x.read());
+const values = async (x: { read(): Promise<Float32Array | Uint16Array | Int32Array | Uint32Array> }) => Array.from(await x.read());
 const close = (a: number[], b: number[], tol = 1e-5) => a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) <= tol * (1 + Math.abs(b[i])));
 
 t.test('diamond: two paths from one leaf add up', async (t) => {
@@ -83,5 +83,5 @@ t.test('clear errors', async (t) => {
   const x = tensor([1, 2]).requireGrad();
   t.throws(() => backward(mul(x, 2)), /is not a scalar; pass opts.grad/);
   t.throws(() => backward(tensor([1])), /does not require grad/);
-  t.throws(() => tensor([1], [1], 'i32').requireGrad(), /Only f32 tensors can require gradients/);
+  t.throws(() => tensor([1], [1], 'i32').requireGrad(), /Only f32 and f16 tensors can require gradients/);
 });

@@ -1,11 +1,14 @@
 // Adam and SGD against float64 CPU reimplementations of PyTorch's update rules
 // (torch.optim.Adam / torch.optim.SGD, single-tensor path) over several steps with changing
-// gradients, a learning-rate change, skipped parameters, checkpoint round trips and errors.
+// gradients, a learning-rate change, skipped parameters, checkpoint round trips, errors, and a
+// recorded step replayed with new gradients and learning rates (engine/recording.ts).
 import t from 'tap';
 import { assertClose, gpu, randomArray } from './helpers.js';
 import { Rng } from '../engine/random.js';
-import { type Tensor, tensor } from '../engine/tensor.js';
+import { type Tensor, keep, tensor } from '../engine/tensor.js';
 import { Adam, SGD } from '../engine/optim.js';
+import { type Recording, recordStep } from '../engine/recording.js';
+import { rt } from '../engine/runtime.js';
 import { type RefAdam, RefAdamParam } from './ref/optim.js';
 
 await gpu(t);
@@ -168,4 +171,36 @@ t.test('optimiser errors', async (t) => {
   const adam = new Adam([p]);
   p.grad = tensor([1, 2], [2]);
   t.throws(() => adam.step(), /Adam: gradient Tensor #\d+ f32\[2\] does not match parameter Tensor #\d+ f32\[3\]/);
+});
+
+t.test('Adam recorded once and replayed matches PyTorch semantics: new gradients, a schedule, a parameter without gradient', async (t) => {
+  const shapes = [[7], [3, 5], [1000]];
+  const init = shapes.map((s) => randomArray(rng, size(s), -2, 2));
+  const params = shapes.map((s, i) => tensor(init[i], s).requireGrad());
+  const refs = init.map((d) => new RefAdamParam(Float64Array.from(d)));
+  const ref: RefAdam = { lr: 0.01, b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0.05 };
+  const adam = new Adam(params, { lr: ref.lr, weightDecay: ref.wd });
+  // the gradients live in fixed tensors written before each step; the last parameter has none
+  for (const p of params.slice(0, 2)) p.grad = keep(tensor(new Float32Array(p.size), p.shape));
+  let rec: Recording<void> | null = null;
+  for (let step = 1; step <= 5; step++) {
+    adam.lr = ref.lr = 0.01 / step;
+    params.slice(0, 2).forEach((p, i) => {
+      const g = gradData(p.size);
+      rt().overwrite(p.grad!.buffer, g);
+      refs[i].update(g, ref);
+    });
+    if (rec) rec.replay();
+    else rec = recordStep(() => adam.step());
+  }
+  rec!.dispose();
+  t.equal(adam.stepCount, 1 + 4, 'the recorded run and four replays');
+  t.equal((await adam.state()).params[2], null, 'the parameter without gradient has no state and took no step');
+  t.same([...(await params[2].read())], [...init[2]], 'nor moved');
+  for (let i = 0; i < 2; i++) closeTo(t, await params[i].read(), refs[i].p, `param [${shapes[i]}]`);
+  adam.dispose();
+  for (const p of params) {
+    p.grad?.dispose();
+    p.dispose();
+  }
 });

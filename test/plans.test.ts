@@ -14,6 +14,10 @@ import { VEC4_TEXTURE_WIDTH } from '../engine/runtime.js';
 import { vec4TextureFits } from '../engine/texture_plan.js';
 import { describeNearestPlan, planNearest } from '../engine/vq.js';
 import { H100_CAPS, LAVAPIPE_CAPS, SWIFTSHADER_CAPS } from './plans/caps.js';
+import { matmulCandidates, nearestCandidates } from '../engine/candidates.js';
+import { convPassCandidates, wgradCandidates } from '../engine/conv/candidates.js';
+import { type ConvPass, type WgradPass, forwardConvPass, transposedPasses, wgradPass } from '../engine/conv/geometry.js';
+import { bucketSize } from '../engine/pool.js';
 
 const DEFAULTS = Object.fromEntries(Object.entries(FLAG_SPECS).map(([k, v]) => [k, v.default])) as Flags;
 
@@ -292,4 +296,131 @@ t.test('vec4TextureFits: read-only storage textures, at most maxTextureDimension
     t.notOk(vec4TextureFits(caps, 0), `${caps.description}: nothing does not`);
   }
   t.notOk(vec4TextureFits({ ...LAVAPIPE_CAPS, readonlyStorageTextures: false }, 1), 'no read-only storage textures: nothing fits');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Autotuner candidates (engine/candidates.ts, engine/conv/candidates.ts): for every seed layer's
+// passes, the seed's codebook search and its matmul, under the three capability sets: the
+// rule-based plan comes first, ids are distinct, and every candidate is one its launcher runs.
+
+/** Each seed layer's passes at batch 32: [bench-style name, pass] (phases of a transposed pass numbered). */
+function seedPasses(): { convs: [string, ConvPass][]; wgrads: [string, WgradPass][] } {
+  const convs: [string, ConvPass][] = [];
+  const wgrads: [string, WgradPass][] = [];
+  for (const l of SEED_LAYERS) {
+    const xs = [32, l.CI, l.H, l.H];
+    const ws = l.transposed ? [l.CI, l.CO, l.K, l.K] : [l.CO, l.CI, l.K, l.K];
+    const o = { stride: l.stride, padding: l.pad };
+    const g = l.transposed ? C.convTranspose2dGeometry(xs, ws, o) : C.conv2dGeometry(xs, ws, o);
+    const name = `${l.transposed ? 'convT' : 'conv'}.${l.name}`;
+    const fwd = l.transposed ? transposedPasses(g) : [forwardConvPass(g)];
+    const dgrad = l.transposed ? [forwardConvPass(g)] : transposedPasses(g);
+    fwd.forEach((p, i) => convs.push([`${name}.fwd${fwd.length > 1 ? `.${i}` : ''}`, p]));
+    dgrad.forEach((p, i) => convs.push([`${name}.dgrad${dgrad.length > 1 ? `.${i}` : ''}`, p]));
+    wgrads.push([`${name}.wgrad`, wgradPass(g)]);
+  }
+  return { convs, wgrads };
+}
+
+const CAPS_SETS = { lavapipe: LAVAPIPE_CAPS, swiftshader: SWIFTSHADER_CAPS, h100: H100_CAPS };
+
+/** Why a conv pass plan would not run (the launcher's own checks and the kernels' assumptions), or null. */
+function convPlanProblem(p: C.ConvPassPlan, caps: typeof LAVAPIPE_CAPS): string | null {
+  if (p.kind === 'smem') return null;
+  const { pass, v } = p;
+  if (![4, 8, 16].includes(v.PJ)) return `PJ ${v.PJ}`;
+  if (p.NG * v.PJ < pass.QW || p.NPOS !== pass.B * pass.QH * p.NG) return 'grid does not cover the positions';
+  if (v.bcast && !(caps.subgroups && caps.subgroupMinSize >= 8)) return 'broadcast without subgroups of 8';
+  const kinp = v.mode === 'chan' ? Math.ceil(pass.KIN / 4) * 4 : pass.KIN;
+  const floats = p.weights === 'pack' ? p.rowsPadded * kinp * pass.TY * p.packTXP : pass.ROWS * pass.KIN * pass.KH * pass.KW;
+  if (v.uniformW * 16 > bucketSize(4 * floats)) return `uniform binding of ${v.uniformW * 16} bytes past the weight buffer`;
+  if (v.uniformW * 16 > caps.maxUniformBufferBindingSize) return 'uniform binding past the limit';
+  return null;
+}
+
+function wgradPlanProblem(p: C.WgradPlan, caps: typeof LAVAPIPE_CAPS): string | null {
+  if (p.S * p.chunk < (p.kind === 'smem' ? p.MTOT : p.KITERS)) return 'chunks do not cover the positions';
+  if (p.kind === 'smem') return null;
+  if (p.v.bcast && !(caps.subgroups && caps.subgroupMinSize >= 8)) return 'broadcast without subgroups of 8';
+  if ((p.v.texA || p.v.texX) && !caps.readonlyStorageTextures) return 'textures without read-only storage textures';
+  if (p.v.texA && !p.v.vecA) return 'A through a texture without vec4 rows';
+  return null;
+}
+
+for (const [name, caps] of Object.entries(CAPS_SETS)) {
+  t.test(`autotune candidates, ${name}-like device: rule-based plan first, distinct, runnable`, async (t) => {
+    const { convs, wgrads } = seedPasses();
+    for (const [case_, pass] of convs) {
+      const cands = convPassCandidates(pass, caps, DEFAULTS);
+      const ids = cands.map(C.describeConvPassPlan);
+      t.equal(ids[0], C.describeConvPassPlan(C.planConvPass(pass, C.planConvSchedule(caps, DEFAULTS), caps, DEFAULTS)), `${case_}: the rule-based plan first`);
+      t.equal(new Set(ids).size, ids.length, `${case_}: distinct`);
+      t.ok(cands.length >= 2, `${case_}: ${ids.join(' | ')}`);
+      t.same(cands.map((p) => convPlanProblem(p, caps)).filter(Boolean), [], `${case_}: every candidate runs`);
+    }
+    for (const [case_, pass] of wgrads) {
+      const cands = wgradCandidates(pass, caps, DEFAULTS);
+      const ids = cands.map(C.describeWgradPlan);
+      t.equal(ids[0], C.describeWgradPlan(C.planWgrad(pass, C.planConvSchedule(caps, DEFAULTS), caps, DEFAULTS)), `${case_}: the rule-based plan first`);
+      t.equal(new Set(ids).size, ids.length, `${case_}: distinct`);
+      t.ok(cands.length >= 2, `${case_}: ${ids.join(' | ')}`);
+      t.same(cands.map((p) => wgradPlanProblem(p, caps)).filter(Boolean), [], `${case_}: every candidate runs`);
+    }
+    for (const B of [8, 32, 256]) {
+      const n = B * 256;
+      for (const transB of [false, true]) {
+        const s = { M: n, N: 512, K: 64, zOut: 1, nRed: 1, aCount: 1, bCount: 1, transA: false, transB };
+        const cands = matmulCandidates(s, caps, DEFAULTS);
+        const ids = cands.map(describeMatmulPlan);
+        t.equal(ids[0], describeMatmulPlan(planMatmul(s, caps, DEFAULTS)), `matmul b${B}: the rule-based plan first`);
+        t.equal(new Set(ids).size, ids.length, `matmul b${B}: distinct: ${ids.join(' | ')}`);
+        for (const p of cands) {
+          t.ok(p.tile.schedule === 'smem' || (p.tile.tm % 8 === 0 && p.tile.tn % 4 === 0), `${describeMatmulPlan(p)}: a reg tile the emitter takes`);
+          t.ok(!p.tile.shareA || (caps.subgroups && caps.subgroupMinSize >= 8), `${describeMatmulPlan(p)}: sharing only with subgroups of 8`);
+          t.ok((p.grid[1] ?? 1) <= 65535, `${describeMatmulPlan(p)}: grid within limits`);
+        }
+      }
+      const s = { n, k: 512, d: 64, codebookBytes: 512 * 64 * 4 };
+      const cands = nearestCandidates(s, caps, DEFAULTS);
+      const ids = cands.map(describeNearestPlan);
+      t.equal(ids[0], describeNearestPlan(planNearest(s, caps, DEFAULTS, {}, s.codebookBytes)), `nearest b${B}: the rule-based plan first`);
+      t.equal(new Set(ids).size, ids.length, `nearest b${B}: distinct: ${ids.join(' | ')}`);
+      t.ok(cands.length >= 2, `nearest b${B}: more than one`);
+      for (const p of cands) {
+        if (p.kind !== 'reg') continue;
+        t.ok(!p.sg || (caps.subgroupMinSize === 8 && caps.subgroupMaxSize === 8), `${describeNearestPlan(p)}: sharing only with subgroups of 8`);
+        t.ok(p.uniformCodes * 16 <= s.codebookBytes, `${describeNearestPlan(p)}: the uniform array within the codebook`);
+      }
+    }
+  });
+}
+
+t.test('autotune candidates on lavapipe for one layer, as data', async (t) => {
+  const { convs, wgrads } = seedPasses();
+  const conv = Object.fromEntries(convs);
+  const wgrad = Object.fromEntries(wgrads);
+  t.same(convPassCandidates(conv['conv.enc3.fwd'], LAVAPIPE_CAPS, DEFAULTS).map(C.describeConvPassPlan), [
+    'reg R16 PJ16 tap D1 vx3 vy w:pack', 'smem D1', 'reg R16 PJ4 tap D1 vx3 vy w:pack', 'reg R16 PJ8 tap D1 vx3 vy w:pack',
+  ]);
+  t.same(convPassCandidates(conv['conv.res1x1.fwd'], LAVAPIPE_CAPS, DEFAULTS).map(C.describeConvPassPlan), [
+    'reg R32 PJ4 chan D1 vx0 vy w:as-is u1024', 'smem D1', 'reg R32 PJ4 chan D1 vx0 vy w:as-is', 'reg R32 PJ4 chan D1 vx0 vy w:pack u1024',
+    'reg R32 PJ8 chan D1 vx0 vy w:as-is u1024', 'reg R32 PJ16 chan D1 vx0 vy w:as-is u1024',
+  ]);
+  t.same(wgradCandidates(wgrad['conv.enc3.wgrad'], LAVAPIPE_CAPS, DEFAULTS).map(C.describeWgradPlan), [
+    'wrows R16 TY3 T3 texA S2', 'wsmem S8', 'wreg R16 CPL2 T3 texAX S2', 'wrows R16 TY3 T3 S2', 'wrows R16 TY3 T3 texAX S2',
+  ]);
+});
+
+t.test('autotune candidates: flags set away from their defaults are not varied', async (t) => {
+  const { convs, wgrads } = seedPasses();
+  const reg = { ...DEFAULTS, convSchedule: 'reg' as const, convUniformWeights: false, convRepack1x1: true, convWgradRows: false, convWgradTextures: '0' as const };
+  for (const [case_, pass] of convs) {
+    const ids = convPassCandidates(pass, LAVAPIPE_CAPS, reg).map(C.describeConvPassPlan);
+    t.ok(ids.every((d) => /^reg .* w:(pack|none)$/.test(d)), `${case_}: reg, storage, repacked only (positions per lane vary): ${ids.join(' | ')}`);
+  }
+  for (const [case_, pass] of wgrads) t.equal(wgradCandidates(pass, LAVAPIPE_CAPS, reg).length, 1, `${case_}: the forced plan only`);
+  const s = { M: 8192, N: 512, K: 64, zOut: 1, nRed: 1, aCount: 1, bCount: 1, transA: false, transB: true };
+  t.same(matmulCandidates(s, LAVAPIPE_CAPS, { ...DEFAULTS, matmulSchedule: 'reg', matmulTile: '16x8' }).map(describeMatmulPlan), ['reg 16x8 sg b1o4']);
+  const near = nearestCandidates({ n: 8192, k: 512, d: 64, codebookBytes: 131072 }, LAVAPIPE_CAPS, { ...DEFAULTS, vqSchedule: 'reg', vqSubgroups: false });
+  t.same(near.map(describeNearestPlan), ['reg 16x16 v4 un2']);
 });

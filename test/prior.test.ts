@@ -1,5 +1,6 @@
 // The prior end to end on fixture codes: the loss falls, seeded sampling is reproducible and
-// follows the learnt pattern, checkpoints round-trip, and the bits arithmetic.
+// follows the learnt pattern, checkpoints round-trip, and the bits arithmetic; and trainPrior
+// on a tiny VQ-VAE run through the shared run loop resumes exactly.
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,12 @@ import { Adam } from '../engine/optim.js';
 import { Rng } from '../engine/random.js';
 import { tensor, tidy } from '../engine/tensor.js';
 import { PixelCnn } from '../model/pixelcnn.js';
-import { IMAGE_DIMS, loadPriorCheckpoint, nllBits, priorNll, savePriorCheckpoint } from '../train/prior.js';
+import { IMAGE_DIMS, PRIOR_CPU_PRESET, type PriorRow, loadPriorCheckpoint, nllBits, priorNll, savePriorCheckpoint, trainPrior } from '../train/prior.js';
+import { resolveTrainConfig } from '../train/config.js';
+import { readMetrics } from '../train/metrics.js';
+import { train } from '../train/trainer.js';
+
+const quiet = { progress: 'none' as const, print: () => {} };
 import { sampleCodes, sampleUniforms } from '../train/sample.js';
 
 await gpu(t);
@@ -98,4 +104,30 @@ t.test('tiny prior: loss falls, samples are seeded and learn the pattern, checkp
   }
   opt.dispose();
   model.dispose();
+});
+
+t.test('trainPrior through the shared run loop: N steps + resume + N steps == 2N steps, bit for bit', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'prior-loop-'));
+  try {
+    const vq = resolveTrainConfig(
+      { name: 'vq', runsDir: root, preset: 'seed', hidden: 16, residualHidden: 8, residualBlocks: 1, codebookSize: 8, embeddingDim: 4, batchSize: 4, steps: 2, logEvery: 1, valEvery: 2, valImages: 4, checkpointEvery: 2, gridEvery: 100, evalImages: 4 },
+      { isCpu: true },
+    ).config;
+    const run = (await train(vq, quiet)).runDir;
+    const prior = { ...PRIOR_CPU_PRESET, run, width: 8, layers: 1, headWidth: 8, batchSize: 4, trainImages: 12, validImages: 4, logEvery: 1, valEvery: 3, checkpointEvery: 2 };
+    const rows = () => readMetrics<PriorRow>(join(run, 'prior', 'metrics.jsonl')).filter((r) => r.split === 'train').map((r) => [r.step, r.nll_nats, r.lr]);
+    const full = await trainPrior({ ...prior, steps: 6 }, quiet);
+    t.equal(full.status, 'finished');
+    const a = rows();
+    t.same(a.map((r) => r[0]), [1, 2, 3, 4, 5, 6], 'one train row per step');
+    const half = await trainPrior({ ...prior, steps: 3 }, { ...quiet, overwrite: true });
+    t.equal(half.step, 3);
+    const resumed = await trainPrior({ ...prior, steps: 6 }, { ...quiet, resume: true });
+    t.equal(resumed.step, 6);
+    t.same(rows(), a, 'identical per-step NLLs after resuming the 3-step run at its last checkpoint');
+    t.ok(resumed.valid && Number.isFinite(resumed.valid.nats), 'validated');
+    await t.rejects(trainPrior({ ...prior, steps: 6 }, quiet), /already holds a prior: continue it with --resume, or pass --overwrite/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });

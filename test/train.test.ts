@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { gpu } from './helpers.js';
+import { withFlags } from '../engine/flags.js';
 import { encodePngFile, fixtureRgba, tempDir } from './fixtures.js';
 import { loadCheckpoint, modelPath, trainPath } from '../model/checkpoint_files.js';
 import { VqVae } from '../model/vqvae.js';
@@ -262,8 +263,35 @@ for (const variant of ['codebook loss', 'EMA codebook with restarts'] as const) 
     const ea = JSON.parse(readFileSync(join(full.runDir, 'eval.json'), 'utf8'));
     const eb = JSON.parse(readFileSync(join(half.runDir, 'eval.json'), 'utf8'));
     t.equal(eb.recon_mse, ea.recon_mse, 'identical final evaluation');
+    // Every step above after the first was replayed from a recording; op by op gives the same bits.
+    const eager = await withFlags({ replayStep: false }, () => train(tiny(runs, `eager-${over.ema ? 'ema' : 'cb'}`, over), quiet));
+    t.same(stepLosses(eager.runDir), a, 'the replayed steps equal the op-by-op steps, bit for bit');
   });
 }
+
+t.test('f16 training: loss scaling, the scaler state in checkpoints, exact resume', async (t) => {
+  if (!r.caps.shaderF16) {
+    t.throws(() => tiny(runs, 'f16-none', { precision: 'f16' }), /--precision f16 needs a device with shader-f16/);
+    return;
+  }
+  const over: Partial<TrainConfig> = { precision: 'f16', steps: 12, logEvery: 1, valEvery: 6, checkpointEvery: 5, gridEvery: 100, evalImages: 4 };
+  const lines: string[] = [];
+  const full = await train(tiny(runs, 'f16-full', over), { progress: 'none', print: (s) => lines.push(s) });
+  t.equal(full.status, 'finished');
+  t.match(lines.join('\n'), /f16 with loss scaling/);
+  const a = stepLosses(full.runDir);
+  t.ok(a.every((row) => row.every(Number.isFinite)), 'finite losses');
+  const f32 = await train(tiny(runs, 'f16-vs-f32', { ...over, precision: 'f32' }), quiet);
+  const b = stepLosses(f32.runDir);
+  t.ok(Math.abs(a[11][1] - b[11][1]) / b[11][1] < 0.05, `f16 loss ${a[11][1]} near f32's ${b[11][1]}`);
+  const half = await train(tiny(runs, 'f16-half', { ...over, steps: 6 }), quiet);
+  const m = new VqVae(modelConfig(tiny(runs, 'f16-half', over)));
+  const info = await loadCheckpoint(new RunFiles(half.runDir).latest()!.base, m);
+  m.dispose();
+  t.match(info.train?.lossScale, { scale: 65536, skippedSteps: 0, steps: 6 }, 'the scaler state is in the checkpoint');
+  await train(resumeConfig(half.runDir, { steps: 12 }), { ...quiet, resume: true });
+  t.same(stepLosses(half.runDir), a, 'f16: 6 steps + resume + 6 steps == 12 steps, bit for bit');
+});
 
 t.test('resume refuses changed options and reports a finished run', async (t) => {
   t.throws(() => resumeConfig(join(runs, 'half-cb'), { beta: 0.5, hidden: 16 }), /cannot change in a resumed run: --beta \(run: 1.25, given: 0.5\)\. Only --steps, --lr/);

@@ -8,6 +8,8 @@ import { DEFAULT_NAMES, NAME_SCHEMES, type NameScheme } from '../model/names.js'
 import { PREPROCESS_MODES, RESIZE_FILTERS, type PreprocessMode, type ResizeFilter } from './data/images.js';
 
 export type Preset = 'seed' | 'quick';
+/** --precision: f32, f16 (devices with shader-f16), or auto (see resolvePrecision). */
+export type PrecisionFlag = 'auto' | 'f32' | 'f16';
 export type DataSourceFlag = 'auto' | 'synthetic' | 'celeba' | 'folder';
 export type SplitFlag = 'train' | 'valid' | 'test';
 
@@ -49,6 +51,8 @@ export interface TrainConfig extends ModelFields {
   initFrom: string | null;
   /** Tensor names in saved checkpoints: the seed repository's module tree or the zalando notebook's. */
   names: NameScheme;
+  /** Precision of the encoder and decoder (f16 with loss scaling); auto: resolvePrecision. */
+  precision: PrecisionFlag;
 
   // schedule of the side work (in steps)
   logEvery: number;
@@ -94,6 +98,7 @@ export const SEED_PRESET: TrainConfig = {
   seed: 0,
   initFrom: null,
   names: DEFAULT_NAMES,
+  precision: 'auto',
   logEvery: 50,
   valEvery: 500,
   valImages: 2048,
@@ -195,7 +200,12 @@ export const FIELDS: { key: keyof TrainConfig; kind: Kind; help: string; short?:
   { key: 'seed', kind: 'int', help: 'random seed: initialisation, data order, EMA restarts (default 0)' },
   { key: 'initFrom', kind: 'nullable-string', help: 'start from the weights in FILE (.safetensors, .pt or .pth, seed or zalando names; step 0, fresh Adam); the model\'s sizes come from the file unless given' },
   { key: 'names', kind: { oneOf: NAME_SCHEMES }, help: "tensor names of saved checkpoints: seed (the seed repository's encoder.conv1.weight, ...; default) or zalando (_encoder._conv_1.weight, ...)" },
-  { key: 'logEvery', kind: 'posint', help: 'log metrics every N steps (the only time losses are read back)' },
+  {
+    key: 'precision',
+    kind: { oneOf: ['auto', 'f32', 'f16'] },
+    help: 'f32, or f16 activations and weights in the encoder and decoder with f32 master weights and dynamic loss scaling (needs a device with shader-f16); default auto: f32 until f16 is measured faster',
+  },
+  { key: 'logEvery', kind: 'posint', help: 'log metrics every N steps (losses come back every step through the metrics ring, two steps late; nothing waits for them)' },
   { key: 'valEvery', kind: 'posint', help: 'validate every N steps' },
   { key: 'valImages', kind: 'int', help: 'validation images per validation (0: the whole split)' },
   { key: 'checkpointEvery', kind: 'posint', help: 'save a checkpoint every N steps' },
@@ -323,7 +333,7 @@ export interface ResolvedTrainConfig {
  */
 export function resolveTrainConfig(
   given: GivenConfig,
-  env: { isCpu: boolean; now?: Date; initArch?: Partial<TrainConfig> },
+  env: { isCpu: boolean; shaderF16?: boolean; now?: Date; initArch?: Partial<TrainConfig> },
 ): ResolvedTrainConfig {
   const presetFromDevice = given.preset === undefined || given.preset === 'auto';
   const preset: Preset = presetFromDevice ? (env.isCpu ? 'quick' : 'seed') : (given.preset as Preset);
@@ -332,6 +342,7 @@ export function resolveTrainConfig(
   const config: TrainConfig = { ...SEED_PRESET, ...PRESETS[preset], ...initArch, ...defined, preset };
   if (!config.name) config.name = `${preset}-${timestamp(env.now ?? new Date())}`;
   validateTrainConfig(config);
+  if (env.shaderF16 !== undefined) resolvePrecision(config.precision, { shaderF16: env.shaderF16 });
   return {
     config,
     presetFromDevice,
@@ -368,6 +379,21 @@ export function presetBanner(r: ResolvedTrainConfig, device: { isCpu: boolean; d
 function timestamp(d: Date): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/**
+ * What auto precision is: f32 until f16 is shown faster without hurting the loss curve (the
+ * conv and quantiser kernels do not read f16 yet, so f16 only adds casts; bench: train_step).
+ */
+export const AUTO_PRECISION: 'f32' | 'f16' = 'f32';
+
+/** The precision a run trains in on a device; f16 without shader-f16 is an error naming the flag. */
+export function resolvePrecision(precision: PrecisionFlag, device: { shaderF16: boolean; description?: string }): 'f32' | 'f16' {
+  if (precision === 'auto') return AUTO_PRECISION === 'f16' && !device.shaderF16 ? 'f32' : AUTO_PRECISION;
+  if (precision === 'f16' && !device.shaderF16) {
+    throw new Error(`--precision f16 needs a device with shader-f16, which ${device.description ?? 'this device'} does not have (use --precision f32 or auto)`);
+  }
+  return precision;
 }
 
 /** Checks every field (types and ranges) and the model config; throws naming the field. */

@@ -11,15 +11,15 @@
 // encodes (the VQ-VAE paper's measure of the prior; the decoder's own likelihood is not
 // included).
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { backward, noGrad } from '../engine/autograd.js';
 import { crossEntropy } from '../engine/cross_entropy.js';
 import { Adam, type AdamState } from '../engine/optim.js';
 import { Rng } from '../engine/random.js';
 import { init } from '../engine/node.js';
-import { rt } from '../engine/runtime.js';
-import { tensor, tidy } from '../engine/tensor.js';
+import { type Runtime, rt } from '../engine/runtime.js';
+import { type Tensor, tensor, tidy } from '../engine/tensor.js';
 import { modelFromCheckpoint, modelPath, trainPath } from '../model/checkpoint_files.js';
 import { PixelCnn, type PixelCnnConfig, countPixelCnnParams, resolvePixelCnnConfig } from '../model/pixelcnn.js';
 import { toFloat32, type WriteEntry } from '../model/safetensors.js';
@@ -27,11 +27,10 @@ import { readSafetensors, writeSafetensors } from '../model/safetensors_file.js'
 import type { VqVae } from '../model/vqvae.js';
 import type { TrainConfig } from './config.js';
 import { IMAGE_SIZE, type SplitName, getImages, openDataset, writeImageGrid } from './data/index.js';
-import { readMetrics } from './metrics.js';
+import { DivergedError, type Interval, type LoopStart, type LoopState, type LoopTask, RunSession, type SessionOptions, type Shown, TrainLoop } from './loop.js';
 import { writeCharts } from './plot.js';
-import { Progress, type ProgressMode, StepClock, fmt, formatDuration } from './progress.js';
+import { fmt, formatDuration } from './progress.js';
 import { RunFiles, readJson, writeJsonAtomic } from './runfiles.js';
-import { ScalarLog } from './scalars.js';
 import { dataConfig } from './trainer.js';
 
 /** Values per image: the denominator of bits per dimension. */
@@ -252,7 +251,7 @@ export async function loadPriorCheckpoint(base: string, makeOptimizer?: (m: Pixe
   return { model, info: { step: Number(f.metadata['pixelcnn.step'] ?? 0), config, train }, optimizer };
 }
 
-// ---- metrics (jsonl + csv; same layout and resume rule as train/metrics.ts)
+// ---- metrics (jsonl + csv; the same MetricsLog and resume rule as the VQ-VAE's)
 
 export interface PriorRow {
   step: number;
@@ -265,26 +264,6 @@ export interface PriorRow {
   elapsed_s: number;
 }
 const PRIOR_COLUMNS: (keyof PriorRow)[] = ['step', 'split', 'nll_nats', 'bits_per_code', 'bits_per_dim', 'lr', 'maps_per_s', 'elapsed_s'];
-
-class PriorMetrics {
-  readonly rows: PriorRow[] = [];
-  constructor(readonly files: RunFiles) {}
-  start(resumeStep: number | null): void {
-    const kept = resumeStep === null ? [] : (readMetrics(this.files.metricsJsonl) as unknown as PriorRow[]).filter((r) => r.step <= resumeStep);
-    this.rows.push(...kept);
-    const write = (path: string, text: string) => {
-      writeFileSync(`${path}.tmp`, text);
-      renameSync(`${path}.tmp`, path);
-    };
-    write(this.files.metricsJsonl, kept.map((r) => JSON.stringify(r) + '\n').join(''));
-    write(this.files.metricsCsv, [PRIOR_COLUMNS.join(','), ...kept.map((r) => PRIOR_COLUMNS.map((c) => r[c] ?? '').join(','))].join('\n') + '\n');
-  }
-  append(r: PriorRow): void {
-    this.rows.push(r);
-    appendFileSync(this.files.metricsJsonl, JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)) + '\n');
-    appendFileSync(this.files.metricsCsv, PRIOR_COLUMNS.map((c) => r[c] ?? '').join(',') + '\n');
-  }
-}
 
 // ---- validation
 
@@ -307,13 +286,7 @@ export async function priorNll(model: PixelCnn, codes: Uint32Array, n: number, h
 
 // ---- training
 
-export interface PriorTrainOptions {
-  resume?: boolean;
-  overwrite?: boolean;
-  progress?: ProgressMode;
-  signal?: AbortSignal;
-  print?: (line: string) => void;
-}
+export interface PriorTrainOptions extends SessionOptions {}
 
 export interface PriorResult {
   status: 'finished' | 'interrupted';
@@ -329,88 +302,121 @@ interface PriorTrainState {
   elapsed: number;
 }
 
-/** Trains the prior of `cfg.run` (see the file header). */
-export async function trainPrior(cfg: PriorConfig, opts: PriorTrainOptions = {}): Promise<PriorResult> {
-  validatePriorConfig(cfg);
-  const r = await init();
-  const dir = join(cfg.run, 'prior');
-  const files = new RunFiles(dir);
-  const progress = new Progress(opts.progress ?? 'auto');
-  let resumeFrom = opts.resume ? files.latest() : null;
-  if (!opts.resume && existsSync(files.checkpointDir) && readdirSync(files.checkpointDir).length > 0) {
-    if (!opts.overwrite) throw new Error(`${dir} already holds a prior: continue it with --resume, or pass --overwrite`);
-    rmSync(files.checkpointDir, { recursive: true, force: true });
-  }
-  mkdirSync(files.checkpointDir, { recursive: true });
-  const say = (line: string) => {
-    files.appendLog(line);
-    if (opts.print) opts.print(line);
-    else progress.message(line);
-  };
+/** A prior being trained: its model, optimiser and batch generator. */
+interface PriorParts {
+  cfg: PriorConfig;
+  codes: CodeSet;
+  model: PixelCnn;
+  opt: Adam;
+  /** Draws the training maps of each batch (its state is checkpointed). */
+  rng: Rng;
+}
 
-  const vqBase = vqvaeCheckpoint(cfg.run);
-  const { codes, model: vqvae, vqvaeId, dataset } = await loadOrEncodeCodes(cfg.run, vqBase, cfg, say, opts.signal);
-  const { h, w, numCodes } = codes;
-  const mapDims = h * w;
-  let model: PixelCnn;
-  let opt: Adam;
+/** The prior to train: resumed from `resumeFrom` (weights, Adam, generator, loop state), or new. */
+async function priorStart(cfg: PriorConfig, codes: CodeSet, session: RunSession, resumeFrom: { base: string } | null): Promise<{ parts: PriorParts; start: LoopStart }> {
   const makeOpt = (m: PixelCnn) => new Adam(m.parameters(), { lr: cfg.lr });
-  let step = 0;
   const rng = new Rng(cfg.seed);
-  let bestValid: number | null = null;
-  let elapsedBefore = 0;
   if (resumeFrom) {
     const loaded = await loadPriorCheckpoint(resumeFrom.base, makeOpt);
-    model = loaded.model;
-    opt = loaded.optimizer!;
+    const opt = loaded.optimizer!;
     opt.lr = cfg.lr;
     const st = loaded.info.train as unknown as PriorTrainState;
     rng.setState(st.rng);
-    bestValid = st.bestValid;
-    elapsedBefore = st.elapsed;
-    step = loaded.info.step;
-    for (const c of files.stepCheckpoints()) if (c.step > step) for (const p of [modelPath(c.base), trainPath(c.base)]) rmSync(p, { force: true });
-  } else {
-    if (opts.resume) say(`${dir}: no prior checkpoint yet; starting from step 0`);
-    resumeFrom = null;
-    model = new PixelCnn(pixelCnnConfig(cfg, numCodes), { seed: cfg.seed });
-    opt = makeOpt(model);
+    const step = loaded.info.step;
+    session.files.dropCheckpointsAfter(step);
+    const start = { step, state: { bestValLoss: st.bestValid, bestStep: null, elapsed: st.elapsed }, checkpoint: resumeFrom.base };
+    return { parts: { cfg, codes, model: loaded.model, opt, rng }, start };
   }
-  const metrics = new PriorMetrics(files);
-  metrics.start(resumeFrom ? step : null);
-  writeJsonAtomic(files.config, { ...cfg, version: 1, vqvaeCheckpoint: vqBase, vqvaeId, dataset, adapter: r.caps.description, isCpu: r.caps.isCpu, parameters: countPixelCnnParams(model.config) });
-  files.writeStatus({ state: 'running', step, steps: cfg.steps, checkpoint: resumeFrom?.base ?? null });
-  const mc = model.config;
-  say(`${resumeFrom ? `resuming ${dir} at step ${step}/${cfg.steps}` : `prior ${dir}`} | ${r.caps.description} (${r.caps.isCpu ? 'CPU' : 'GPU'} device)`);
-  say(`codes: ${codes.nTrain} train, ${codes.nValid} valid maps of ${h}x${w}, K ${numCodes} (VQ-VAE ${modelPath(vqBase)})`);
-  say(`PixelCNN: width ${mc.width}, 1 mask-A ${mc.firstKernel}x${mc.firstKernel} + ${mc.layers} mask-B ${mc.kernel}x${mc.kernel} gated layers, head ${mc.headWidth}; ${countPixelCnnParams(mc).toLocaleString('en-US')} parameters`);
-  say(`training: ${cfg.steps} steps, batch ${cfg.batchSize}, Adam lr ${cfg.lr}, seed ${cfg.seed}`);
-  if (!resumeFrom) {
-    const show = Math.min(64, codes.nTrain);
-    const imgs = vqvae.decode(tensor(codes.train.subarray(0, show * mapDims), [show, h, w], 'u32'));
-    writeImageGrid(join(dir, 'train-codes.png'), (await imgs.read()) as Float32Array, show, 8);
-    imgs.dispose();
+  if (session.opts.resume) session.say(`${session.files.dir}: no prior checkpoint yet; starting from step 0`);
+  const model = new PixelCnn(pixelCnnConfig(cfg, codes.numCodes), { seed: cfg.seed });
+  const start = { step: 0, state: { bestValLoss: null, bestStep: null, elapsed: 0 }, checkpoint: null };
+  return { parts: { cfg, codes, model, opt: makeOpt(model), rng }, start };
+}
+
+/** The prior's part of the run loop. */
+class PriorTask implements LoopTask<PriorRow> {
+  readonly fields = ['loss'] as const;
+  readonly columns = PRIOR_COLUMNS;
+  readonly batchSize: number;
+  readonly validates: boolean;
+  readonly baseLr: number;
+  /** The latest validation. */
+  lastValid: PriorResult['valid'] = null;
+  private readonly batchCodes: Uint32Array;
+
+  constructor(
+    private readonly p: PriorParts,
+    private readonly files: RunFiles,
+  ) {
+    this.batchSize = p.cfg.batchSize;
+    this.validates = p.codes.nValid > 0;
+    this.baseLr = p.cfg.lr;
+    this.batchCodes = new Uint32Array(p.cfg.batchSize * p.codes.h * p.codes.w);
   }
-  vqvae.dispose();
 
-  const stepLog = new ScalarLog(['loss'], cfg.logEvery);
-  const sessionStart = performance.now();
-  const elapsed = () => elapsedBefore + (performance.now() - sessionStart) / 1000;
-  let intervalStart = performance.now();
-  let intervalSteps = 0;
-  let rate = 0;
-  // a cold start's compiling says so; intervals that compiled kernels do not count for the ETA
-  const clock = new StepClock(r, (line) => progress.message(line));
-  let kernelsBefore = 0;
-  const compiling = () => (rate === 0 ? clock.compiling : undefined);
-  let lastValid: PriorResult['valid'] = null;
-  const batchCodes = new Uint32Array(cfg.batchSize * mapDims);
+  async step(_step: number, write: (values: readonly (Tensor | null)[]) => void): Promise<void> {
+    const { codes, model, opt, rng } = this.p;
+    const mapDims = codes.h * codes.w;
+    // a batch of random training maps (with replacement; the generator's state is checkpointed)
+    for (let i = 0; i < this.batchSize; i++) {
+      const k = rng.int(codes.nTrain);
+      this.batchCodes.set(codes.train.subarray(k * mapDims, (k + 1) * mapDims), i * mapDims);
+    }
+    tidy(() => {
+      const c = tensor(this.batchCodes, [this.batchSize, codes.h, codes.w], 'u32');
+      const loss = crossEntropy(model.forward(c), c);
+      backward(loss);
+      write([loss]);
+    });
+    opt.step();
+    opt.zeroGrad();
+  }
 
-  const plots = () => {
-    const tr = metrics.rows.filter((x) => x.split === 'train');
-    const va = metrics.rows.filter((x) => x.split === 'valid');
-    writeCharts(files.lossPng, [{
-      title: `PixelCNN prior NLL: ${cfg.run} (width ${mc.width}, ${mc.layers} layers, lr ${cfg.lr})`,
+  lr(): number {
+    return this.p.opt.lr;
+  }
+
+  problem(row: Record<string, number>, step: number): string | null {
+    return Number.isFinite(row.loss) ? null : `the prior's loss became ${row.loss} at step ${step}`;
+  }
+
+  async trainRow(i: Interval): Promise<{ row: PriorRow; shown: Shown }> {
+    const nats = i.rows.reduce((s, x) => s + x.loss, 0) / i.rows.length;
+    const b = nllBits(nats, this.p.codes.h * this.p.codes.w);
+    const row: PriorRow = { step: i.step, split: 'train', nll_nats: nats, bits_per_code: b.bitsPerCode, bits_per_dim: b.bitsPerDim, lr: i.lr, maps_per_s: i.stepsPerSecond * this.batchSize, elapsed_s: i.elapsed };
+    // the trainer's progress line; "ppl" is the prior's perplexity per code, exp(nats)
+    return { row, shown: { loss: nats, perplexity: Math.exp(nats) } };
+  }
+
+  async validate(step: number, elapsed: number): Promise<{ row: PriorRow; loss: number; message: (note: string) => string }> {
+    const { codes, model } = this.p;
+    const nats = await priorNll(model, codes.valid, codes.nValid, codes.h, codes.w, this.batchSize);
+    const b = nllBits(nats, codes.h * codes.w);
+    this.lastValid = { nats, ...b };
+    const row: PriorRow = { step, split: 'valid', nll_nats: nats, bits_per_code: b.bitsPerCode, bits_per_dim: b.bitsPerDim, lr: null, maps_per_s: null, elapsed_s: elapsed };
+    const message = (note: string) => `validation at step ${step}: NLL ${fmt(nats)} nats = ${b.bitsPerCode.toFixed(3)} bits/code = ${b.bitsPerDim.toFixed(4)} bits/dim${note}`;
+    return { row, loss: nats, message };
+  }
+
+  async saveBest(step: number): Promise<void> {
+    await savePriorCheckpoint(this.files.best, this.p.model, { step });
+  }
+
+  async saveCheckpoint(base: string, step: number, loop: LoopState): Promise<void> {
+    const st: PriorTrainState = { version: 1, rng: this.p.rng.getState(), bestValid: loop.bestValLoss, elapsed: loop.elapsed };
+    await savePriorCheckpoint(base, this.p.model, { step, optimizer: this.p.opt, train: st as unknown as Record<string, unknown> });
+  }
+
+  weights(): Iterable<Tensor> {
+    return this.p.model.params.values();
+  }
+
+  writePlots(rows: readonly PriorRow[]): void {
+    const mc = this.p.model.config;
+    const tr = rows.filter((x) => x.split === 'train');
+    const va = rows.filter((x) => x.split === 'valid');
+    writeCharts(this.files.lossPng, [{
+      title: `PixelCNN prior NLL: ${this.p.cfg.run} (width ${mc.width}, ${mc.layers} layers, lr ${this.p.cfg.lr})`,
       xLabel: 'step',
       yLabel: 'bits per code',
       series: [
@@ -418,98 +424,67 @@ export async function trainPrior(cfg: PriorConfig, opts: PriorTrainOptions = {})
         ...(va.length ? [{ label: 'valid', x: va.map((x) => x.step), y: va.map((x) => x.bits_per_code), markers: true }] : []),
       ],
     }]);
-  };
-  const flush = async () => {
-    if (stepLog.count === 0) return;
-    const n = stepLog.count;
-    const rows = await stepLog.read();
-    const nats = rows.reduce((s, x) => s + x.loss, 0) / n;
-    if (!Number.isFinite(nats)) throw new Error(`the prior's loss became ${nats} near step ${step}; try a lower --lr than ${cfg.lr}`);
-    const secs = (performance.now() - intervalStart) / 1000;
-    intervalStart = performance.now();
-    const sps = intervalSteps / Math.max(secs, 1e-9);
-    intervalSteps = 0;
-    if (clock.kernels === kernelsBefore) rate = rate === 0 ? sps : 0.5 * rate + 0.5 * sps;
-    kernelsBefore = clock.kernels;
-    const b = nllBits(nats, mapDims);
-    metrics.append({ step, split: 'train', nll_nats: nats, bits_per_code: b.bitsPerCode, bits_per_dim: b.bitsPerDim, lr: opt.lr, maps_per_s: sps * cfg.batchSize, elapsed_s: elapsed() });
-    // the trainer's progress line; "ppl" is the prior's perplexity per code, exp(nats)
-    progress.log({ step, total: cfg.steps, elapsed: elapsed(), rate, compiling: compiling(), loss: nats, perplexity: Math.exp(nats), imagesPerSecond: sps * cfg.batchSize });
-  };
-  const validate = async () => {
-    if (codes.nValid === 0) return;
-    await flush();
-    const nats = await priorNll(model, codes.valid, codes.nValid, h, w, cfg.batchSize);
-    const b = nllBits(nats, mapDims);
-    lastValid = { nats, ...b };
-    metrics.append({ step, split: 'valid', nll_nats: nats, bits_per_code: b.bitsPerCode, bits_per_dim: b.bitsPerDim, lr: null, maps_per_s: null, elapsed_s: elapsed() });
-    let note = '';
-    if (bestValid === null || nats < bestValid) {
-      bestValid = nats;
-      await savePriorCheckpoint(files.best, model, { step });
-      note = ' (best so far; saved)';
-    }
-    say(`validation at step ${step}: NLL ${fmt(nats)} nats = ${b.bitsPerCode.toFixed(3)} bits/code = ${b.bitsPerDim.toFixed(4)} bits/dim${note}`);
-    plots();
-  };
-  const save = async () => {
-    await flush();
-    const base = files.stepBase(step);
-    const st: PriorTrainState = { version: 1, rng: rng.getState(), bestValid, elapsed: elapsed() };
-    await savePriorCheckpoint(base, model, { step, optimizer: opt, train: st as unknown as Record<string, unknown> });
-    files.commitCheckpoint(step, cfg.keepCheckpoints);
-  };
+  }
 
-  let status: PriorResult['status'] = 'finished';
+  interrupted(step: number): string {
+    return `interrupted at step ${step}; continue with npm run prior -- ${this.p.cfg.run} --resume`;
+  }
+
+  resumeHint(lr: number): string {
+    return `npm run prior -- ${this.p.cfg.run} --resume --lr ${lr}`;
+  }
+}
+
+/** config.json, the header lines, and (new priors) a grid of training maps decoded by the VQ-VAE. */
+async function priorHeader(p: PriorParts, session: RunSession, r: Runtime, start: LoopStart, vq: { base: string; id: string; dataset: string; model: VqVae }): Promise<void> {
+  const { cfg, codes, model } = p;
+  const { h, w } = codes;
+  const dir = session.files.dir;
+  writeJsonAtomic(session.files.config, { ...cfg, version: 1, vqvaeCheckpoint: vq.base, vqvaeId: vq.id, dataset: vq.dataset, adapter: r.caps.description, isCpu: r.caps.isCpu, parameters: countPixelCnnParams(model.config) });
+  session.files.writeStatus({ state: 'running', step: start.step, steps: cfg.steps, checkpoint: start.checkpoint });
+  const mc = model.config;
+  session.say(`${start.checkpoint ? `resuming ${dir} at step ${start.step}/${cfg.steps}` : `prior ${dir}`} | ${r.caps.description} (${r.caps.isCpu ? 'CPU' : 'GPU'} device)`);
+  session.say(`codes: ${codes.nTrain} train, ${codes.nValid} valid maps of ${h}x${w}, K ${codes.numCodes} (VQ-VAE ${modelPath(vq.base)})`);
+  session.say(`PixelCNN: width ${mc.width}, 1 mask-A ${mc.firstKernel}x${mc.firstKernel} + ${mc.layers} mask-B ${mc.kernel}x${mc.kernel} gated layers, head ${mc.headWidth}; ${countPixelCnnParams(mc).toLocaleString('en-US')} parameters`);
+  session.say(`training: ${cfg.steps} steps, batch ${cfg.batchSize}, Adam lr ${cfg.lr}, seed ${cfg.seed}`);
+  if (!start.checkpoint) {
+    const show = Math.min(64, codes.nTrain);
+    const imgs = vq.model.decode(tensor(codes.train.subarray(0, show * h * w), [show, h, w], 'u32'));
+    writeImageGrid(join(dir, 'train-codes.png'), (await imgs.read()) as Float32Array, show, 8);
+    imgs.dispose();
+  }
+}
+
+/** Trains the prior of `cfg.run` (see the file header). A diverged run keeps its last good checkpoint and throws. */
+export async function trainPrior(cfg: PriorConfig, opts: PriorTrainOptions = {}): Promise<PriorResult> {
+  validatePriorConfig(cfg);
+  const r = await init();
+  const dir = join(cfg.run, 'prior');
+  const session = new RunSession(dir, opts);
+  const resumeFrom = session.claim({ fresh: 'checkpoints', exists: `${dir} already holds a prior: continue it with --resume, or pass --overwrite`, noRun: null });
+  const vqBase = vqvaeCheckpoint(cfg.run);
+  const { codes, model: vqvae, vqvaeId, dataset } = await loadOrEncodeCodes(cfg.run, vqBase, cfg, (s) => session.say(s), opts.signal);
+  const { parts, start } = await priorStart(cfg, codes, session, resumeFrom);
+  let loop: TrainLoop<PriorRow> | null = null;
   try {
-    while (step < cfg.steps) {
-      if (opts.signal?.aborted) {
-        status = 'interrupted';
-        break;
-      }
-      // a batch of random training maps (with replacement; the generator's state is checkpointed)
-      for (let i = 0; i < cfg.batchSize; i++) {
-        const k = rng.int(codes.nTrain);
-        batchCodes.set(codes.train.subarray(k * mapDims, (k + 1) * mapDims), i * mapDims);
-      }
-      clock.beforeStep();
-      tidy(() => {
-        const c = tensor(batchCodes, [cfg.batchSize, h, w], 'u32');
-        const loss = crossEntropy(model.forward(c), c);
-        backward(loss);
-        stepLog.record([loss]);
-      });
-      opt.step();
-      opt.zeroGrad();
-      step++;
-      intervalSteps++;
-      r.flush();
-      clock.afterStep();
-      progress.update({ step, total: cfg.steps, elapsed: elapsed(), rate, compiling: compiling() });
-      const last = step === cfg.steps;
-      if (step % cfg.logEvery === 0 || last) await flush();
-      if (step % cfg.valEvery === 0 || last) await validate();
-      if (step % cfg.checkpointEvery === 0 || last) await save();
-    }
-    if (status === 'interrupted') await save();
-    progress.close();
-    plots();
-    if (lastValid === null && codes.nValid > 0 && status === 'finished') await validate();
-    const v = lastValid as PriorResult['valid'];
-    const msg = status === 'finished'
-      ? `finished ${step} steps in ${formatDuration(elapsed())}` + (v ? `; validation NLL ${v.bitsPerCode.toFixed(3)} bits/code, ${v.bitsPerDim.toFixed(4)} bits/dim` : '')
-      : `interrupted at step ${step}; continue with npm run prior -- ${cfg.run} --resume`;
-    say(msg);
-    files.writeStatus({ state: status, step, steps: cfg.steps, message: msg, checkpoint: files.latest()?.base ?? null });
-    return { status, step, dir, valid: v };
+    await priorHeader(parts, session, r, start, { base: vqBase, id: vqvaeId, dataset, model: vqvae });
+    vqvae.dispose();
+    const task = new PriorTask(parts, session.files);
+    loop = new TrainLoop(session, task, cfg, start, r);
+    const out = await loop.run();
+    if (out.status === 'diverged') throw new DivergedError(out.message);
+    if (out.status === 'interrupted') return { status: 'interrupted', step: out.step, dir, valid: task.lastValid };
+    if (task.lastValid === null && task.validates) await loop.validateNow();
+    const v = task.lastValid as PriorResult['valid'];
+    const msg = `finished ${out.step} steps in ${formatDuration(loop.elapsed())}` + (v ? `; validation NLL ${v.bitsPerCode.toFixed(3)} bits/code, ${v.bitsPerDim.toFixed(4)} bits/dim` : '');
+    session.say(msg);
+    session.end('finished', out.step, cfg.steps, msg, session.files.latest()?.base ?? null);
+    return { status: 'finished', step: out.step, dir, valid: v };
   } catch (e) {
-    progress.close();
-    files.writeStatus({ state: 'failed', step, steps: cfg.steps, message: (e as Error).message });
+    if (!(e instanceof DivergedError)) session.fail(e, loop?.step ?? start.step, cfg.steps, loop?.checkpoint ?? start.checkpoint);
     throw e;
   } finally {
-    clock.close();
-    stepLog.dispose();
-    opt.dispose();
-    model.dispose();
+    parts.opt.dispose();
+    parts.model.dispose();
   }
 }

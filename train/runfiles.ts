@@ -128,6 +128,15 @@ export class RunFiles {
     return this.stepCheckpoints()[0] ?? null;
   }
 
+  /** Deletes the step checkpoints after `step` (on resume they belong to a history being replaced). */
+  dropCheckpointsAfter(step: number): void {
+    for (const c of this.stepCheckpoints()) {
+      if (c.step <= step) continue;
+      rmSync(modelPath(c.base), { force: true });
+      rmSync(trainPath(c.base), { force: true });
+    }
+  }
+
   /** Model-only alias of the latest step checkpoint (for loading into PyTorch). */
   get latestModel(): string {
     return join(this.checkpointDir, 'latest.safetensors');

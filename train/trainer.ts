@@ -1,45 +1,45 @@
-// The training loop: data, model, Adam, the run folder, logging, validation, checkpoints,
-// reconstruction grids, curves and the final evaluation (see runfiles.ts for the folder).
+// The VQ-VAE trainer: data, model, Adam, the run folder's config, reconstruction grids, curves
+// and the final evaluation, over the run loop both trainers share (train/loop.ts: resume,
+// abort, the divergence stop, metric rows, progress, validation and checkpoints; see
+// runfiles.ts for the folder).
 //
 // Trust:
 // - Exact resume: a checkpoint holds the weights, Adam's moments and step counts, the EMA
 //   codebook state, and (as JSON) the loader's state; the losses of N steps + resume + N steps
 //   equal those of 2N steps bit for bit.
-// - Losses are read back only at logging steps (a read makes the CPU wait for the GPU); every
-//   step's losses are copied on the GPU into a small buffer that is read and checked then, so
-//   a NaN or infinite loss is caught at the next logging step, and checkpoints are written only
-//   after every step before them was checked (and the weights are finite).
-// - An abort (the CLI's Ctrl-C / SIGTERM) finishes the current step, saves and returns.
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+// - No stalls between steps (loop.ts): losses come back through the metrics ring, a step or
+//   more late. Batches go up as uint8 and are widened on the GPU (engine/upload.ts) through a
+//   table computed by the CPU's own conversion, so the step sees exactly the CPU's floats.
+import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { noGrad } from '../engine/autograd.js';
+import { autotunePending, pendingTunings } from '../engine/autotune.js';
+import { flags } from '../engine/flags.js';
+import { LossScaler, type LossScaleState } from '../engine/loss_scale.js';
 import { Adam } from '../engine/optim.js';
 import { init } from '../engine/node.js';
-import { tensor, tidy } from '../engine/tensor.js';
+import { StepRecordings } from '../engine/recording.js';
+import { type Runtime } from '../engine/runtime.js';
+import { type Tensor, full, keep, tensor, tidy } from '../engine/tensor.js';
+import { ByteInput } from '../engine/upload.js';
 import { CodeUsage } from '../engine/vq.js';
-import { initFromCheckpoint, loadCheckpoint, modelPath, saveCheckpoint, trainPath } from '../model/checkpoint_files.js';
+import { initFromCheckpoint, loadCheckpoint, saveCheckpoint, trainPath } from '../model/checkpoint_files.js';
 import { countParams } from '../model/params.js';
+import type { VqVaeConfig } from '../model/config.js';
 import { VqVae } from '../model/vqvae.js';
-import { type GivenConfig, type TrainConfig, RESUMABLE_KEYS, formatLr, kebab, modelConfig, readRunConfig, validateTrainConfig } from './config.js';
-import { type DataConfig, DataLoader, IMAGE_SIZE, type LoaderState, getImages, openDataset } from './data/index.js';
+import { type GivenConfig, type TrainConfig, RESUMABLE_KEYS, formatLr, kebab, modelConfig, readRunConfig, resolvePrecision, validateTrainConfig } from './config.js';
+import { type DataConfig, type Dataset, DataLoader, IMAGE_SIZE, type LoaderState, getImages, openDataset } from './data/index.js';
 import { type EvalResult, evaluate, limitSplit, writeReconGrid } from './evaluate.js';
-import { type MetricRow, MetricsLog, psnr } from './metrics.js';
+import { type Interval, type LoopStart, type LoopState, type LoopTask, RunSession, type SessionOptions, type Shown, TrainLoop } from './loop.js';
+import { METRIC_COLUMNS, type MetricRow, psnr } from './metrics.js';
 import { type ChartSpec, writeCharts } from './plot.js';
-import { Progress, type ProgressMode, StepClock, fmt, formatDuration } from './progress.js';
+import { fmt, formatDuration } from './progress.js';
 import { RunFiles, readJson, writeJsonAtomic } from './runfiles.js';
-import { ScalarLog } from './scalars.js';
-import { lrAt, trainStep } from './step.js';
+import { type StepPrecision, imageByteTable, lrAt, stepGradients, stepOptimizer } from './step.js';
 
-export interface TrainOptions {
-  /** Continue the run folder from its latest checkpoint (else it must not exist). */
-  resume?: boolean;
-  /** Replace an existing run folder (new runs only). */
-  overwrite?: boolean;
-  progress?: ProgressMode;
-  /** Aborting finishes the current step, saves a checkpoint and returns 'interrupted'. */
-  signal?: AbortSignal;
-  /** Messages (default: printed above the progress bar). */
-  print?: (line: string) => void;
+export { DivergedError } from './loop.js';
+
+export interface TrainOptions extends SessionOptions {
   /** Extra facts recorded in config.json (e.g. the command line). */
   meta?: Record<string, unknown>;
   /** Testing aid: feed NaN images at this step (1-based) to exercise the divergence stop. */
@@ -57,12 +57,9 @@ export interface TrainResult {
   message: string;
 }
 
-export class DivergedError extends Error {
-  override name = 'DivergedError';
-}
-
 const STEP_FIELDS = ['loss', 'recon', 'codebook', 'commitment', 'perplexity'] as const;
-
+/** A step's ring row: its losses, and at a closing step the codes used over the interval. */
+const ROW_FIELDS = [...STEP_FIELDS, 'used'] as const;
 /** The data options of a train config. */
 export function dataConfig(c: TrainConfig, signal?: AbortSignal, progress: DataConfig['progress'] = 'auto'): DataConfig {
   const subset: DataConfig['subset'] = {};
@@ -91,10 +88,8 @@ interface TrainState {
   bestValLoss: number | null;
   bestStep: number | null;
   elapsed: number;
-}
-
-function isFiniteRow(r: Record<string, number>): boolean {
-  return STEP_FIELDS.every((f) => Number.isFinite(r[f]));
+  /** The loss scaler's state (f16 runs). */
+  lossScale?: LossScaleState;
 }
 
 /** Reads a run folder's config and applies the options that may change on resume. */
@@ -116,344 +111,342 @@ export function resumeConfig(runDir: string, overrides: GivenConfig = {}): Train
   return config;
 }
 
+
+/** What a VQ-VAE run is made of (made once per session, disposed at its end). */
+interface VqParts {
+  cfg: TrainConfig;
+  mcfg: VqVaeConfig;
+  ds: Dataset;
+  model: VqVae;
+  opt: Adam;
+  /** Training batches as uint8 (widened on the GPU). */
+  loader: DataLoader<Uint8Array>;
+  valLoader: DataLoader | null;
+  usage: CodeUsage;
+  input: ByteInput;
+  how: StepPrecision;
+  /** The step recorded once per batch size and replayed (flag replayStep). */
+  recordings: StepRecordings<StepOutputs>;
+}
+
+/** What a step leaves for the metrics ring and the code usage. */
+interface StepOutputs {
+  loss: Tensor;
+  recon: Tensor;
+  codebook: Tensor;
+  commitment: Tensor;
+  perplexity: Tensor;
+  counts: Tensor;
+}
+
+function makeParts(cfg: TrainConfig, ds: Dataset, r: Runtime): VqParts {
+  const mcfg = modelConfig(cfg);
+  const model = new VqVae(mcfg, { seed: cfg.seed });
+  const opt = new Adam(model.parameters(), { lr: cfg.lr });
+  const loader = new DataLoader<Uint8Array>(ds, { batchSize: cfg.batchSize, seed: cfg.seed, sampling: cfg.sampling, format: 'uint8' });
+  const valLoader = ds.splits.valid.length > 0 ? new DataLoader(limitSplit(ds, 'valid', cfg.valImages), { batchSize: cfg.batchSize }) : null;
+  const usage = new CodeUsage(mcfg.codebookSize);
+  const input = new ByteInput(cfg.batchSize * 3 * IMAGE_SIZE * IMAGE_SIZE, imageByteTable());
+  const precision = resolvePrecision(cfg.precision, r.caps);
+  const how: StepPrecision = { precision, scaler: precision === 'f16' ? new LossScaler() : null };
+  return { cfg, mcfg, ds, model, opt, loader, valLoader, usage, input, how, recordings: new StepRecordings() };
+}
+
+async function disposeParts(p: VqParts): Promise<void> {
+  p.recordings.dispose();
+  p.how.scaler?.dispose();
+  p.input.dispose();
+  p.usage.dispose();
+  p.opt.dispose();
+  p.model.dispose();
+  await p.loader.close();
+  await p.valLoader?.close();
+}
+
+const FRESH: LoopState = { bestValLoss: null, bestStep: null, elapsed: 0 };
+
+/** Where the run starts: the resumed checkpoint's step and state, or step 0 (from --init-from's weights if given). */
+async function startFrom(p: VqParts, session: RunSession, resumeFrom: { base: string } | null): Promise<LoopStart> {
+  const { cfg, model, opt } = p;
+  if (resumeFrom) {
+    const info = await loadCheckpoint(resumeFrom.base, model, { optimizer: opt });
+    const st = info.train as unknown as TrainState | null;
+    if (!st || st.version !== 1 || !st.loader) throw new Error(`${trainPath(resumeFrom.base)}: no trainer state; cannot resume exactly`);
+    p.loader.setState(st.loader);
+    if (st.lossScale && p.how.scaler) p.how.scaler.loadState(st.lossScale);
+    if (opt.lr !== lrAt(cfg, info.step - 1)) session.say(`learning rate ${opt.lr} -> ${lrAt(cfg, info.step)} (--lr or --steps changed on resume)`);
+    session.files.dropCheckpointsAfter(info.step);
+    return { step: info.step, state: { bestValLoss: st.bestValLoss, bestStep: st.bestStep, elapsed: st.elapsed }, checkpoint: resumeFrom.base };
+  }
+  if (session.opts.resume) session.say(`${session.files.dir}: no checkpoint yet; starting from step 0`);
+  if (cfg.initFrom) {
+    const notes: string[] = [];
+    const info = await initFromCheckpoint(cfg.initFrom, model, { onWarning: (m) => notes.push(m) });
+    for (const n of notes) session.say(n);
+    session.say(`initial weights from ${cfg.initFrom} (${info.format === 'pt' ? 'torch.save file' : 'safetensors'}, ${info.names} names${info.key ? `, key '${info.key}'` : ''}); step 0, fresh Adam`);
+  }
+  return { step: 0, state: { ...FRESH }, checkpoint: null };
+}
+
+/** config.json (what the run ran on and with) and the header lines of the log. */
+function writeHeader(p: VqParts, session: RunSession, r: Runtime, start: LoopStart, meta: Record<string, unknown> | undefined): void {
+  const { cfg, mcfg, ds } = p;
+  const files = session.files;
+  const prevConfig = readJson<Record<string, unknown>>(files.config);
+  writeJsonAtomic(files.config, {
+    ...cfg,
+    version: 1,
+    created: (prevConfig?.created as string | undefined) ?? new Date().toISOString(),
+    adapter: r.caps.description,
+    isCpu: r.caps.isCpu,
+    dataset: ds.description,
+    parameters: countParams(mcfg),
+    ...(meta ?? {}),
+  });
+  const runDir = files.dir;
+  const header = start.checkpoint ? `resuming ${runDir} at step ${start.step}/${cfg.steps}` : `run ${runDir}`;
+  session.say(`${header} | ${r.caps.description} (${r.caps.isCpu ? 'CPU' : 'GPU'} device)`);
+  session.say(`data: ${ds.description}`);
+  session.say(
+    `model: hidden ${mcfg.hidden}, residual ${mcfg.residualHidden}x${mcfg.residualBlocks}, K ${mcfg.codebookSize}, D ${mcfg.embeddingDim}, ` +
+      `beta ${mcfg.beta}${mcfg.ema ? `, EMA codebook (decay ${mcfg.emaDecay})` : ''}; ${countParams(mcfg).toLocaleString('en-US')} parameters`,
+  );
+  const valImages = p.valLoader ? p.valLoader.dataset.splits.valid.length : 0;
+  session.say(`training: ${cfg.steps} steps, batch ${cfg.batchSize}, Adam lr ${cfg.lr}${cfg.lrSchedule === 'cosine' ? ' (cosine decay)' : ''}, ${p.how.precision}${p.how.scaler ? ' with loss scaling' : ''}, seed ${cfg.seed}; log every ${cfg.logEvery}, validate every ${cfg.valEvery} on ${valImages} images`);
+}
+
+/** The VQ-VAE's part of the run loop. */
+class VqVaeTask implements LoopTask<MetricRow> {
+  readonly fields = ROW_FIELDS;
+  readonly columns = METRIC_COLUMNS;
+  readonly batchSize: number;
+  readonly validates: boolean;
+  readonly baseLr: number;
+  /** Fixed images for the reconstruction grids. */
+  private readonly gridImages: Float32Array;
+
+  constructor(
+    private readonly p: VqParts,
+    private readonly files: RunFiles,
+    private readonly injectNanAtStep: number | undefined,
+  ) {
+    this.batchSize = p.cfg.batchSize;
+    this.validates = p.valLoader !== null;
+    this.baseLr = p.cfg.lr;
+    const gridSplit = p.valLoader ? 'valid' : 'train';
+    this.gridImages = getImages(p.ds, gridSplit, Math.min(16, p.ds.splits[gridSplit].length));
+  }
+
+  async step(step: number, write: (values: readonly (Tensor | null)[]) => void, closing: boolean): Promise<void> {
+    const { cfg, opt, usage, input, recordings } = this.p;
+    if (pendingTunings().length) {
+      // New shapes ran with the rule-based plans; time their candidates, then record with the choices.
+      await autotunePending();
+      recordings.dispose();
+    }
+    opt.lr = lrAt(cfg, step - 1);
+    // The next batch goes up while the steps before it run (the ring lets the CPU run ahead).
+    input.write(await this.p.loader.next());
+    const nan = this.injectNanAtStep === step;
+    // A recorded step re-runs its commands with no op code; the NaN test step runs op by op.
+    const eager = nan || !flags().replayStep;
+    const out = eager ? this.gpuStep(nan) : recordings.run(`b${cfg.batchSize}`, () => this.gpuStep(false)).result;
+    tidy(() => {
+      usage.update(out.counts);
+      write([out.loss, out.recon, out.codebook, out.commitment, out.perplexity, closing ? usage.used() : null]);
+      if (closing) usage.reset();
+    });
+    if (eager) for (const t of Object.values(out)) t.dispose();
+  }
+
+  /** The step's GPU work from the uploaded batch: forward, backward, the optimiser's update. */
+  private gpuStep(nan: boolean): StepOutputs {
+    const { cfg, model, opt, input, how } = this.p;
+    const shape = [cfg.batchSize, 3, IMAGE_SIZE, IMAGE_SIZE];
+    let out: StepOutputs | null = null;
+    tidy(() => {
+      const x = nan ? full(shape, NaN) : input.widen(shape);
+      stepGradients(model, x, cfg.batchSize, (o) => {
+        out = { loss: keep(o.loss), recon: keep(o.recon), codebook: keep(o.codebookLoss), commitment: keep(o.commitmentLoss), perplexity: keep(o.perplexity), counts: keep(o.counts) };
+      }, how);
+    });
+    stepOptimizer(opt, how.scaler);
+    return out!;
+  }
+
+  lr(): number {
+    return this.p.opt.lr;
+  }
+
+  problem(row: Record<string, number>, step: number): string | null {
+    if (STEP_FIELDS.every((f) => Number.isFinite(row[f]))) return null;
+    return `the loss became ${row.loss} at step ${step} (reconstruction ${row.recon}, codebook ${row.codebook}, commitment ${row.commitment})`;
+  }
+
+  /** Codes used since the last closing step, read now (an interval closed by an abort). */
+  private async usedNow(): Promise<number> {
+    const t = this.p.usage.used();
+    const used = await t.item();
+    t.dispose();
+    this.p.usage.reset();
+    return used;
+  }
+
+  async trainRow(i: Interval): Promise<{ row: MetricRow; shown: Shown }> {
+    const rows = i.rows;
+    const n = rows.length;
+    const mean = (f: (typeof STEP_FIELDS)[number]) => rows.reduce((s, row) => s + row[f], 0) / n;
+    const last = rows[n - 1].used;
+    const used = Number.isNaN(last) ? await this.usedNow() : last;
+    const recon = mean('recon');
+    const row: MetricRow = {
+      step: i.step,
+      split: 'train',
+      loss: mean('loss'),
+      recon_mse: recon,
+      codebook_loss: mean('codebook'),
+      commitment_loss: mean('commitment'),
+      perplexity: mean('perplexity'),
+      codebook_usage: used,
+      psnr: psnr(recon),
+      lr: i.lr,
+      images_per_s: i.stepsPerSecond * this.batchSize,
+      elapsed_s: i.elapsed,
+    };
+    return { row, shown: { loss: row.loss, recon, perplexity: row.perplexity, usage: used, codebookSize: this.p.mcfg.codebookSize } };
+  }
+
+  async validate(step: number, elapsed: number): Promise<{ row: MetricRow; loss: number; message: (note: string) => string }> {
+    const v = await evaluate(this.p.model, this.p.valLoader!, 'valid', { batchSize: this.batchSize });
+    const row: MetricRow = {
+      step,
+      split: 'valid',
+      loss: v.loss,
+      recon_mse: v.recon_mse,
+      codebook_loss: v.codebook_loss,
+      commitment_loss: v.commitment_loss,
+      perplexity: v.batch_perplexity,
+      codebook_usage: v.codebook_usage,
+      psnr: v.psnr,
+      lr: null,
+      images_per_s: null,
+      elapsed_s: elapsed,
+    };
+    const message = (note: string) =>
+      `validation at step ${step}: loss ${fmt(v.loss)}, recon MSE ${fmt(v.recon_mse)}, PSNR ${v.psnr.toFixed(2)} dB, ` +
+      `perplexity ${v.batch_perplexity.toFixed(1)}, ${v.codebook_usage}/${this.p.mcfg.codebookSize} codes used${note}`;
+    return { row, loss: v.loss, message };
+  }
+
+  async afterStep(step: number): Promise<void> {
+    if (step % this.p.cfg.gridEvery === 0) await this.grid(this.files.reconPath(step));
+  }
+
+  /** The grid images over their reconstructions, at `path`. */
+  async grid(path: string): Promise<void> {
+    const n = this.gridImages.length / (3 * IMAGE_SIZE * IMAGE_SIZE);
+    const xHat = tidy(() => noGrad(() => this.p.model.forward(tensor(this.gridImages, [n, 3, IMAGE_SIZE, IMAGE_SIZE]), { train: false }).xHat));
+    const recon = (await xHat.read()) as Float32Array;
+    xHat.dispose();
+    writeReconGrid(path, this.gridImages, recon, n);
+  }
+
+  async saveBest(step: number): Promise<void> {
+    await saveCheckpoint(this.files.best, this.p.model, { step, names: this.p.cfg.names });
+  }
+
+  async saveCheckpoint(base: string, step: number, loop: LoopState): Promise<void> {
+    const lossScale = this.p.how.scaler ? await this.p.how.scaler.read() : undefined;
+    const state: TrainState = { version: 1, loader: this.p.loader.getState(), bestValLoss: loop.bestValLoss, bestStep: loop.bestStep, elapsed: loop.elapsed, lossScale };
+    await saveCheckpoint(base, this.p.model, { step, optimizer: this.p.opt, train: state as unknown as Record<string, unknown>, names: this.p.cfg.names });
+  }
+
+  weights(): Iterable<Tensor> {
+    return this.p.model.state.values();
+  }
+
+  writePlots(rows: readonly MetricRow[]): void {
+    writePlots(this.files, rows, this.p.cfg);
+  }
+
+  interrupted(step: number): string {
+    return `interrupted at step ${step}/${this.p.cfg.steps}; checkpoint saved: resume with --resume ${this.files.dir}`;
+  }
+
+  resumeHint(lr: number): string {
+    return `--resume ${this.files.dir} --lr ${lr}`;
+  }
+}
+
 /** Trains according to `cfg`; see TrainOptions. */
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   validateTrainConfig(cfg);
   const r = await init();
   const runDir = join(cfg.runsDir, cfg.name);
-  const files = new RunFiles(runDir);
-  const progress = new Progress(opts.progress ?? 'auto');
-  const say = (line: string) => {
-    files.appendLog(line);
-    if (opts.print) opts.print(line);
-    else progress.message(line);
-  };
-
-  // ---- the run folder
-  let resumeFrom: { base: string; step: number } | null = null;
-  if (opts.resume) {
-    if (!existsSync(files.config)) throw new Error(`cannot resume ${runDir}: no config.json there`);
-    resumeFrom = files.latest();
-  } else if (existsSync(runDir) && readdirSync(runDir).length > 0) {
-    if (!opts.overwrite) throw new Error(`${runDir} already exists: resume it with --resume ${runDir}, choose another --name, or pass --overwrite`);
-    rmSync(runDir, { recursive: true, force: true });
-  }
-  files.make();
-
-  // ---- data, model, optimiser
+  const session = new RunSession(runDir, opts);
+  const resumeFrom = session.claim({
+    fresh: 'folder',
+    exists: `${runDir} already exists: resume it with --resume ${runDir}, choose another --name, or pass --overwrite`,
+    noRun: `cannot resume ${runDir}: no config.json there`,
+  });
+  session.files.make();
   const ds = await openDataset(dataConfig(cfg, opts.signal, opts.progress === 'none' ? 'none' : 'auto'));
   if (ds.splits.train.length === 0) throw new Error(`${ds.description}: the train split is empty`);
-  const mcfg = modelConfig(cfg);
-  const model = new VqVae(mcfg, { seed: cfg.seed });
-  const opt = new Adam(model.parameters(), { lr: cfg.lr });
-  const loader = new DataLoader(ds, { batchSize: cfg.batchSize, seed: cfg.seed, sampling: cfg.sampling });
-  const valSplit = ds.splits.valid.length > 0 ? 'valid' : null;
-  const valLoader = valSplit ? new DataLoader(limitSplit(ds, 'valid', cfg.valImages), { batchSize: cfg.batchSize }) : null;
-  const stepLog = new ScalarLog(STEP_FIELDS, cfg.logEvery);
-  const usage = new CodeUsage(mcfg.codebookSize);
-  const metrics = new MetricsLog(files.metricsJsonl, files.metricsCsv);
-
-  let step = 0;
-  let bestValLoss: number | null = null;
-  let bestStep: number | null = null;
-  let elapsedBefore = 0;
-  let lastCheckpoint: string | null = null;
-  let stopClock = () => {};
+  const p = makeParts(cfg, ds, r);
+  let start: LoopStart = { step: 0, state: { ...FRESH }, checkpoint: null };
+  let loop: TrainLoop<MetricRow> | null = null;
   try {
-    if (resumeFrom) {
-      const info = await loadCheckpoint(resumeFrom.base, model, { optimizer: opt });
-      const st = info.train as unknown as TrainState | null;
-      if (!st || st.version !== 1 || !st.loader) throw new Error(`${trainPath(resumeFrom.base)}: no trainer state; cannot resume exactly`);
-      loader.setState(st.loader);
-      if (opt.lr !== lrAt(cfg, info.step - 1)) say(`learning rate ${opt.lr} -> ${lrAt(cfg, info.step)} (--lr or --steps changed on resume)`);
-      step = info.step;
-      bestValLoss = st.bestValLoss;
-      bestStep = st.bestStep;
-      elapsedBefore = st.elapsed;
-      lastCheckpoint = resumeFrom.base;
-      // checkpoints beyond this one belong to a history that is being replaced
-      for (const c of files.stepCheckpoints()) {
-        if (c.step > step) {
-          rmSync(modelPath(c.base), { force: true });
-          rmSync(trainPath(c.base), { force: true });
-        }
-      }
-    } else if (opts.resume) {
-      say(`${runDir}: no checkpoint yet; starting from step 0`);
-    }
-    if (!resumeFrom && cfg.initFrom) {
-      const notes: string[] = [];
-      const info = await initFromCheckpoint(cfg.initFrom, model, { onWarning: (m) => notes.push(m) });
-      for (const n of notes) say(n);
-      say(`initial weights from ${cfg.initFrom} (${info.format === 'pt' ? 'torch.save file' : 'safetensors'}, ${info.names} names${info.key ? `, key '${info.key}'` : ''}); step 0, fresh Adam`);
-    }
-    metrics.start(resumeFrom ? step : null);
-    const gpuInfo = { adapter: r.caps.description, isCpu: r.caps.isCpu };
-    const prevConfig = readJson<Record<string, unknown>>(files.config);
-    writeJsonAtomic(files.config, {
-      ...cfg,
-      version: 1,
-      created: (prevConfig?.created as string | undefined) ?? new Date().toISOString(),
-      ...gpuInfo,
-      dataset: ds.description,
-      parameters: countParams(mcfg),
-      ...(opts.meta ?? {}),
-    });
-
-    const header = resumeFrom ? `resuming ${runDir} at step ${step}/${cfg.steps}` : `run ${runDir}`;
-    say(`${header} | ${r.caps.description} (${r.caps.isCpu ? 'CPU' : 'GPU'} device)`);
-    say(`data: ${ds.description}`);
-    say(
-      `model: hidden ${mcfg.hidden}, residual ${mcfg.residualHidden}x${mcfg.residualBlocks}, K ${mcfg.codebookSize}, D ${mcfg.embeddingDim}, ` +
-        `beta ${mcfg.beta}${mcfg.ema ? `, EMA codebook (decay ${mcfg.emaDecay})` : ''}; ${countParams(mcfg).toLocaleString('en-US')} parameters`,
-    );
-    say(`training: ${cfg.steps} steps, batch ${cfg.batchSize}, Adam lr ${cfg.lr}${cfg.lrSchedule === 'cosine' ? ' (cosine decay)' : ''}, seed ${cfg.seed}; log every ${cfg.logEvery}, validate every ${cfg.valEvery} on ${valLoader ? valLoader.dataset.splits.valid.length : 0} images`);
-
+    start = await startFrom(p, session, resumeFrom);
+    writeHeader(p, session, r, start, opts.meta);
     // A run stopped during its final evaluation has all its steps but no eval.json: it goes on
     // past the (empty) loop to the evaluation.
-    if (step >= cfg.steps && existsSync(files.evalJson)) {
-      const message = `${runDir} is already complete at step ${step} (raise --steps to train further)`;
-      say(message);
-      files.writeStatus({ state: 'finished', step, steps: cfg.steps, checkpoint: lastCheckpoint });
-      return { status: 'finished', step, runDir, eval: readJson<EvalResult>(files.evalJson), checkpoint: lastCheckpoint, message };
+    if (start.step >= cfg.steps && existsSync(session.files.evalJson)) {
+      const message = `${runDir} is already complete at step ${start.step} (raise --steps to train further)`;
+      session.say(message);
+      session.end('finished', start.step, cfg.steps, undefined, start.checkpoint);
+      return { status: 'finished', step: start.step, runDir, eval: readJson<EvalResult>(session.files.evalJson), checkpoint: start.checkpoint, message };
     }
-    files.writeStatus({ state: 'running', step, steps: cfg.steps, checkpoint: lastCheckpoint });
-
-    // fixed images for the reconstruction grids
-    const gridSplit = valSplit ?? 'train';
-    const gridImages = getImages(ds, gridSplit, Math.min(16, ds.splits[gridSplit].length));
-    const gridN = gridImages.length / (3 * IMAGE_SIZE * IMAGE_SIZE);
-
-    // ---- helpers
-    const sessionStart = performance.now();
-    const elapsed = () => elapsedBefore + (performance.now() - sessionStart) / 1000;
-    let intervalStart = performance.now();
-    let intervalSteps = 0;
-    const clock = new StepClock(r, (line) => progress.message(line)); // ETAs from warm steps only
-    stopClock = () => clock.close();
-    const shown: { row: MetricRow | null } = { row: null }; // the latest train row, for the bar
-    let lastPlot = 0;
-
-    /** Reads the losses recorded since the last read, checks them, and writes a train row. */
-    const flushLog = async (): Promise<void> => {
-      if (stepLog.count === 0) return;
-      const n = stepLog.count;
-      const usedT = usage.used();
-      const rows = await stepLog.read();
-      const used = await usedT.item();
-      usedT.dispose();
-      usage.reset();
-      const firstStep = step - n + 1;
-      const bad = rows.findIndex((row) => !isFiniteRow(row));
-      if (bad >= 0) {
-        const row = rows[bad];
-        throw new DivergedError(
-          `the loss became ${row.loss} at step ${firstStep + bad} (reconstruction ${row.recon}, codebook ${row.codebook}, commitment ${row.commitment})`,
-        );
-      }
-      const mean = (f: (typeof STEP_FIELDS)[number]) => rows.reduce((s, row) => s + row[f], 0) / n;
-      const seconds = (performance.now() - intervalStart) / 1000;
-      intervalStart = performance.now();
-      const stepsPerSecond = intervalSteps / Math.max(seconds, 1e-9);
-      intervalSteps = 0;
-      const recon = mean('recon');
-      const row: MetricRow = {
-        step,
-        split: 'train',
-        loss: mean('loss'),
-        recon_mse: recon,
-        codebook_loss: mean('codebook'),
-        commitment_loss: mean('commitment'),
-        perplexity: mean('perplexity'),
-        codebook_usage: used,
-        psnr: psnr(recon),
-        lr: opt.lr,
-        images_per_s: stepsPerSecond * cfg.batchSize,
-        elapsed_s: elapsed(),
-      };
-      metrics.append(row);
-      shown.row = row;
-      progress.log({
-        step,
-        total: cfg.steps,
-        elapsed: row.elapsed_s!,
-        rate: clock.rate,
-        compiling: clock.compiling,
-        loss: row.loss,
-        recon: row.recon_mse,
-        perplexity: row.perplexity,
-        usage: used,
-        codebookSize: mcfg.codebookSize,
-        imagesPerSecond: row.images_per_s!,
-      });
-      if (performance.now() - lastPlot > 20_000) plots();
-    };
-
-    const plots = (): void => {
-      lastPlot = performance.now();
-      writePlots(files, metrics.rows, cfg);
-    };
-
-    const weightsFinite = async (): Promise<boolean> => {
-      for (const t of model.state.values()) {
-        const v = (await t.read()) as Float32Array;
-        for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return false;
-      }
-      return true;
-    };
-
-    const saveLatest = async (): Promise<void> => {
-      await flushLog(); // throws on a non-finite loss: nothing unchecked is saved
-      if (lastCheckpoint === files.stepBase(step) && existsSync(modelPath(lastCheckpoint))) return;
-      if (!(await weightsFinite())) throw new DivergedError(`the weights hold non-finite values after step ${step}`);
-      const state: TrainState = { version: 1, loader: loader.getState(), bestValLoss, bestStep, elapsed: elapsed() };
-      const base = files.stepBase(step);
-      await saveCheckpoint(base, model, { step, optimizer: opt, train: state as unknown as Record<string, unknown>, names: cfg.names });
-      files.commitCheckpoint(step, cfg.keepCheckpoints);
-      lastCheckpoint = base;
-    };
-
-    const validate = async (): Promise<void> => {
-      if (!valLoader) return;
-      await flushLog();
-      const v = await evaluate(model, valLoader, 'valid', { batchSize: cfg.batchSize });
-      const row: MetricRow = {
-        step,
-        split: 'valid',
-        loss: v.loss,
-        recon_mse: v.recon_mse,
-        codebook_loss: v.codebook_loss,
-        commitment_loss: v.commitment_loss,
-        perplexity: v.batch_perplexity,
-        codebook_usage: v.codebook_usage,
-        psnr: v.psnr,
-        lr: null,
-        images_per_s: null,
-        elapsed_s: elapsed(),
-      };
-      if (!Number.isFinite(v.loss)) throw new DivergedError(`the validation loss became ${v.loss} at step ${step}`);
-      metrics.append(row);
-      let note = '';
-      if (bestValLoss === null || v.loss < bestValLoss) {
-        bestValLoss = v.loss;
-        bestStep = step;
-        await saveCheckpoint(files.best, model, { step, names: cfg.names });
-        note = ' (best so far; saved)';
-      }
-      say(
-        `validation at step ${step}: loss ${fmt(v.loss)}, recon MSE ${fmt(v.recon_mse)}, PSNR ${v.psnr.toFixed(2)} dB, ` +
-          `perplexity ${v.batch_perplexity.toFixed(1)}, ${v.codebook_usage}/${mcfg.codebookSize} codes used${note}`,
-      );
-      plots();
-    };
-
-    const grid = async (path: string): Promise<void> => {
-      const xHat = tidy(() => noGrad(() => model.forward(tensor(gridImages, [gridN, 3, IMAGE_SIZE, IMAGE_SIZE]), { train: false }).xHat));
-      const recon = (await xHat.read()) as Float32Array;
-      xHat.dispose();
-      writeReconGrid(path, gridImages, recon, gridN);
-    };
-
-    // ---- the loop
-    let status: TrainResult['status'] = 'finished';
-    let message = '';
-    let inFlight: Promise<void> | null = null;
-    try {
-      while (step < cfg.steps) {
-        if (opts.signal?.aborted) {
-          status = 'interrupted';
-          break;
-        }
-        opt.lr = lrAt(cfg, step);
-        const batch = await loader.next();
-        if (opts.injectNanAtStep === step + 1) batch.fill(NaN);
-        clock.beforeStep();
-        trainStep(model, opt, batch, cfg.batchSize, (o) => {
-          stepLog.record([o.loss, o.recon, o.codebookLoss, o.commitmentLoss, o.perplexity]);
-          usage.update(o.counts);
-        });
-        step++;
-        intervalSteps++;
-        // keep at most one step queued behind the one running (the CPU records ahead, no stall)
-        r.flush();
-        const done = r.device.queue.onSubmittedWorkDone();
-        if (inFlight) await inFlight;
-        inFlight = done;
-        clock.afterStep();
-        progress.update({ step, total: cfg.steps, elapsed: elapsed(), rate: clock.rate, compiling: clock.compiling, loss: shown.row?.loss, perplexity: shown.row?.perplexity });
-
-        const last = step === cfg.steps;
-        if (step % cfg.logEvery === 0 || last) await flushLog();
-        if (step % cfg.valEvery === 0 || last) await validate();
-        if (step % cfg.gridEvery === 0) await grid(files.reconPath(step));
-        if (step % cfg.checkpointEvery === 0 || last) await saveLatest();
-      }
-      if (inFlight) await inFlight;
-      if (status === 'interrupted') {
-        await saveLatest();
-        message = `interrupted at step ${step}/${cfg.steps}; checkpoint saved: resume with --resume ${runDir}`;
-      }
-    } catch (e) {
-      if (!(e instanceof DivergedError)) throw e;
-      status = 'diverged';
-      message =
-        `stopped: ${e.message}. ` +
-        (lastCheckpoint ? `The last good checkpoint is ${lastCheckpoint} (step ${files.latest()?.step ?? '?'}); ` : 'No checkpoint was saved before it; ') +
-        (lastCheckpoint ? `continue from it with a lower rate: --resume ${runDir} --lr ${cfg.lr / 2}` : `try a lower --lr than ${cfg.lr}`) + '.';
-    }
-    progress.close();
-    plots();
-
-    if (status !== 'finished') {
-      say(message);
-      files.writeStatus({ state: status, step, steps: cfg.steps, message, checkpoint: lastCheckpoint });
-      return { status, step, runDir, eval: null, checkpoint: lastCheckpoint, message };
-    }
-
-    // ---- final grid and evaluation
-    await grid(files.reconPath('final'));
-    const evalN = cfg.evalImages > 0 ? Math.min(cfg.evalImages, ds.splits[cfg.evalSplit].length) : ds.splits[cfg.evalSplit].length;
-    let result: EvalResult | null = null;
-    if (evalN > 0) {
-      say(`final evaluation on ${evalN} ${cfg.evalSplit} images ...`);
-      try {
-        result = await evaluate(model, ds, cfg.evalSplit, { batchSize: cfg.batchSize, limit: cfg.evalImages || undefined, signal: opts.signal });
-      } catch (e) {
-        if (!opts.signal?.aborted) throw e;
-        message = `interrupted during the final evaluation; training finished at step ${step} (checkpoint ${lastCheckpoint}); evaluate with npm run eval -- ${runDir}`;
-        say(message);
-        files.writeStatus({ state: 'interrupted', step, steps: cfg.steps, message, checkpoint: lastCheckpoint });
-        return { status: 'interrupted', step, runDir, eval: null, checkpoint: lastCheckpoint, message };
-      }
-      writeJsonAtomic(files.evalJson, {
-        run: cfg.name,
-        checkpoint: 'final',
-        step,
-        ...result,
-        best_valid_loss: bestValLoss,
-        best_step: bestStep,
-        train_seconds: elapsed(),
-      });
-      say(formatEval(result, `final model, step ${step}`));
-    }
-    message = `finished ${cfg.steps} steps in ${formatDuration(elapsed())}; run folder ${runDir}`;
-    say(message);
-    files.writeStatus({ state: 'finished', step, steps: cfg.steps, checkpoint: lastCheckpoint });
-    return { status: 'finished', step, runDir, eval: result, checkpoint: lastCheckpoint, message };
+    session.files.writeStatus({ state: 'running', step: start.step, steps: cfg.steps, checkpoint: start.checkpoint });
+    const task = new VqVaeTask(p, session.files, opts.injectNanAtStep);
+    loop = new TrainLoop(session, task, cfg, start, r);
+    const out = await loop.run();
+    if (out.status !== 'finished') return { status: out.status, step: out.step, runDir, eval: null, checkpoint: out.checkpoint, message: out.message };
+    return await finalEvaluation(p, session, task, loop);
   } catch (e) {
-    progress.close();
-    files.writeStatus({ state: 'failed', step, steps: cfg.steps, message: (e as Error).message, checkpoint: lastCheckpoint });
-    files.appendLog(`failed: ${(e as Error).stack ?? e}`);
+    session.fail(e, loop?.step ?? start.step, cfg.steps, loop?.checkpoint ?? start.checkpoint);
     throw e;
   } finally {
-    stopClock();
-    stepLog.dispose();
-    usage.dispose();
-    opt.dispose();
-    model.dispose();
-    await loader.close();
-    await valLoader?.close();
+    await disposeParts(p);
   }
+}
+
+/** The final grid and evaluation of a finished run (eval.json), and its status. */
+async function finalEvaluation(p: VqParts, session: RunSession, task: VqVaeTask, loop: TrainLoop<MetricRow>): Promise<TrainResult> {
+  const { cfg, ds } = p;
+  const { step, checkpoint } = loop;
+  const runDir = session.files.dir;
+  await task.grid(session.files.reconPath('final'));
+  const evalN = cfg.evalImages > 0 ? Math.min(cfg.evalImages, ds.splits[cfg.evalSplit].length) : ds.splits[cfg.evalSplit].length;
+  let result: EvalResult | null = null;
+  if (evalN > 0) {
+    session.say(`final evaluation on ${evalN} ${cfg.evalSplit} images ...`);
+    try {
+      result = await evaluate(p.model, ds, cfg.evalSplit, { batchSize: cfg.batchSize, limit: cfg.evalImages || undefined, signal: session.opts.signal });
+    } catch (e) {
+      if (!session.opts.signal?.aborted) throw e;
+      const message = `interrupted during the final evaluation; training finished at step ${step} (checkpoint ${checkpoint}); evaluate with npm run eval -- ${runDir}`;
+      session.say(message);
+      session.end('interrupted', step, cfg.steps, message, checkpoint);
+      return { status: 'interrupted', step, runDir, eval: null, checkpoint, message };
+    }
+    const st = loop.state;
+    writeJsonAtomic(session.files.evalJson, { run: cfg.name, checkpoint: 'final', step, ...result, best_valid_loss: st.bestValLoss, best_step: st.bestStep, train_seconds: loop.elapsed() });
+    session.say(formatEval(result, `final model, step ${step}`));
+  }
+  const message = `finished ${cfg.steps} steps in ${formatDuration(loop.elapsed())}; run folder ${runDir}`;
+  session.say(message);
+  session.end('finished', step, cfg.steps, undefined, checkpoint);
+  return { status: 'finished', step, runDir, eval: result, checkpoint, message };
 }
 
 /** A printed table of an evaluation. */

@@ -62,3 +62,25 @@ export function windowPlan(ds: Set<number>, vecX: boolean, ax: number, minUsed =
   return { chunks, inChunk, scalarD: D.filter((d) => !inChunk.has(d)) };
 }
 
+
+// ---- element types
+
+/** The storage types of the conv kernels' operands ('f32' | 'f16'; see ConvStorage in ./plan.ts). */
+export type ElementType = 'f32' | 'f16';
+
+/** `enable` lines for f16 storage and/or subgroups ('' for f32 without subgroups). */
+export function enables(storage: ElementType, subgroups: boolean): string {
+  return [...(storage === 'f16' ? ['enable f16;'] : []), ...(subgroups ? ['enable subgroups;'] : [])].join('\n');
+}
+
+/** WGSL array type of scalars / vec4s stored as `storage`. */
+export const scalarArray = (storage: ElementType) => (storage === 'f16' ? 'array<f16>' : 'array<f32>');
+export const vec4Array = (storage: ElementType) => (storage === 'f16' ? 'array<vec4<f16>>' : 'array<vec4f>');
+
+/** A load `expr` of a scalar (vec4) stored as `storage`, as f32 (vec4f); f32 loads are left as they are. */
+export const asF32 = (storage: ElementType, expr: string) => (storage === 'f16' ? `f32(${expr})` : expr);
+export const asVec4f = (storage: ElementType, expr: string) => (storage === 'f16' ? `vec4f(${expr})` : expr);
+
+/** An f32 scalar (or vec4f) value `expr` as stored in `storage`. */
+export const storedScalar = (storage: ElementType, expr: string) => (storage === 'f16' ? `f16(${expr})` : expr);
+export const storedVec4 = (storage: ElementType, expr: string) => (storage === 'f16' ? `vec4<f16>(${expr})` : expr);

@@ -1,7 +1,8 @@
 // WGSL of the reg conv kernel (shaders/conv.wgsl, conv_reg): the unrolled parts of one
 // subgroup's R rows x 8 lanes x PJ positions, from a RegConv specialisation (./plan.ts).
+import { declareAccumulators, fmaChain, guarded, shared } from '../emit_tile.js';
 import { wgslKernel } from '../shaders.js';
-import { bindings, comp, id, windowPlan, type WindowPlan } from './emit_common.js';
+import { asF32, asVec4f, bindings, comp, enables, id, scalarArray, storedScalar, storedVec4, vec4Array, windowPlan, type WindowPlan } from './emit_common.js';
 import { CONV_REG_PARAMS } from './params.js';
 import type { RegConv } from './plan.js';
 
@@ -16,6 +17,7 @@ export function regConvWindow(v: RegConv): WindowPlan {
 
 
 export function regConvCode(v: RegConv): string {
+  const st = v.storage;
   const J = Math.ceil(v.R / 8);
   const G = Math.ceil(v.TX / 4);
   const chans = v.mode === 'chan' ? 4 : 1;
@@ -56,8 +58,7 @@ export function regConvCode(v: RegConv): string {
   }
 
   const H = v.PJ / 4; // vec4 accumulators per row
-  const acc = [];
-  for (let r = 0; r < v.R; r++) for (let h = 0; h < H; h++) acc.push(`  var acc_${r}_${h} = vec4f(0.0);`);
+  const acc = declareAccumulators(v.R, H, (r, h) => `acc_${r}_${h}`, 'vec4f');
 
   const body: string[] = [...rowSetup];
   // Input window: channel c of this k step (chan mode: four), row ty, offsets D.
@@ -72,10 +73,10 @@ export function regConvCode(v: RegConv): string {
     const base = `xo_${c}`;
     body.push(`    let ${base} = rix + (${ch}) * IHW;`);
     for (const d0 of chunks) {
-      body.push(`    let xv_${c}_${id(d0)} = select(vec4f(0.0), X4[(${base} + ixv_${id(d0)}) / 4u], rok && okv_${id(d0)}${chOk});`);
+      body.push(`    let xv_${c}_${id(d0)} = select(vec4f(0.0), ${asVec4f(st, `X4[(${base} + ixv_${id(d0)}) / 4u]`)}, rok && okv_${id(d0)}${chOk});`);
     }
     for (const d of scalarD) {
-      body.push(`    let x_${c}_${id(d)} = select(0.0, X[${base} + ixc_${id(d)}], rok && ok_${id(d)}${chOk});`);
+      body.push(`    let x_${c}_${id(d)} = select(0.0, ${asF32(st, `X[${base} + ixc_${id(d)}]`)}, rok && ok_${id(d)}${chOk});`);
     }
   }
   const xval = (c: number, d: number) => {
@@ -136,19 +137,17 @@ export function regConvCode(v: RegConv): string {
       if (r % 4 === 0) {
         for (let c = 0; c < 4; c++) {
           const f = c * QUADS + (r >> 2);
-          body.push(`    let q_${r >> 2}_${c} = ${v.bcast ? `subgroupBroadcast(w_0_${f >> 3}, ${f & 7}u)` : quadLoad(`${c}u`, `${r >> 2}u`)};`);
+          body.push(`    let q_${r >> 2}_${c} = ${v.bcast ? shared((n) => `w_0_${n}`, f) : quadLoad(`${c}u`, `${r >> 2}u`)};`);
         }
       }
       wgt = (t) => `q_${r >> 2}_${t.comp}.${comp[r & 3]}`;
     } else {
       for (let bi = 0; bi < BPK; bi++) {
-        body.push(`    let s_${r}_${bi} = ${v.bcast ? `subgroupBroadcast(w_${bi}_${r >> 3}, ${r & 7}u)` : rowLoad(`m0 + ${r}u`, bi)};`);
+        body.push(`    let s_${r}_${bi} = ${v.bcast ? shared((n) => `w_${bi}_${n}`, r) : rowLoad(`m0 + ${r}u`, bi)};`);
       }
     }
     for (let h = 0; h < H; h++) {
-      let e = `acc_${r}_${h}`;
-      for (const t of terms) if (t.h === h) e = `fma(vec4f(${wgt(t)}), ${xvec.get(t.xs)}, ${e})`;
-      body.push(`    acc_${r}_${h} = ${e};`);
+      body.push(`    ${fmaChain(`acc_${r}_${h}`, terms.filter((t) => t.h === h).map((t) => [`vec4f(${wgt(t)})`, xvec.get(t.xs)!]))}`);
     }
   }
 
@@ -158,17 +157,17 @@ export function regConvCode(v: RegConv): string {
     epi.push(`  if (m0 + ${r}u < p.ROWS) {`);
     epi.push(`    let row = m0 + ${r}u;`);
     epi.push(`    let ob = ((b * p.ROWS + row) * p.OH + oy) * p.OW;`);
-    epi.push(`    let bv = select(0.0, bias[min(row, arrayLength(&bias) - 1u)], p.HAS_BIAS != 0u);`);
+    epi.push(`    let bv = select(0.0, ${asF32(st, 'bias[min(row, arrayLength(&bias) - 1u)]')}, p.HAS_BIAS != 0u);`);
     for (let h = 0; h < H; h++) {
       epi.push(`    var v${h} = acc_${r}_${h} + vec4f(bv);`);
       epi.push(`    if (p.RELU != 0u) { v${h} = max(v${h}, vec4f(0.0)); }`);
       if (v.vecY) {
         const q = `qx0 + ${4 * h}u`;
-        epi.push(H > 1 ? `    if (${q} < p.QW) { Y[(ob + ${q}) / 4u] = v${h}; }` : `    Y[(ob + qx0) / 4u] = v${h};`);
+        epi.push(H > 1 ? `    ${guarded(`${q} < p.QW`, `Y[(ob + ${q}) / 4u] = ${storedVec4(st, `v${h}`)};`)}` : `    Y[(ob + qx0) / 4u] = ${storedVec4(st, `v${h}`)};`);
       } else {
         for (let j = 0; j < 4; j++) {
           const q = `qx0 + ${4 * h + j}u`;
-          epi.push(`    if (${q} < p.QW) { Y[ob + (${q}) * p.OSX + p.OPX] = v${h}.${comp[j]}; }`);
+          epi.push(`    ${guarded(`${q} < p.QW`, `Y[ob + (${q}) * p.OSX + p.OPX] = ${storedScalar(st, `v${h}.${comp[j]}`)};`)}`);
         }
       }
     }
@@ -176,13 +175,13 @@ export function regConvCode(v: RegConv): string {
   }
 
   const binds: [string, string][] = [];
-  if (scalarD.length) binds.push(['X', 'array<f32>']);
-  if (chunks.length) binds.push(['X4', 'array<vec4f>']);
+  if (scalarD.length) binds.push(['X', scalarArray(st)]);
+  if (chunks.length) binds.push(['X4', vec4Array(st)]);
   binds.push(['Wp', v.uniformW ? `uniform array<vec4f, ${v.uniformW}>` : 'array<vec4f>']);
-  binds.push(['bias', 'array<f32>']);
-  binds.push(['Y', v.vecY ? 'array<vec4f>' : 'array<f32>']);
+  binds.push(['bias', scalarArray(st)]);
+  binds.push(['Y', v.vecY ? vec4Array(st) : scalarArray(st)]);
   return wgslKernel('conv', 'conv_reg', {
-    ENABLE: v.bcast ? 'enable subgroups;' : '',
+    ENABLE: enables(st, v.bcast),
     LANE: v.bcast ? 'subgroup_invocation_id' : 'local_invocation_index',
     PARAMS: CONV_REG_PARAMS.wgsl,
     BINDINGS: bindings(binds),

@@ -1,8 +1,9 @@
 // WGSL of the reg weight-gradient kernels (shaders/conv.wgsl): convw_reg (R rows of A x 8 lanes
 // x CPL column groups) and convw_rows (stride-1 kernel rows, walking down the output rows), from
 // their specialisations (./plan.ts).
+import { declareAccumulators, fmaChain, guarded, shared, type FmaTerm } from '../emit_tile.js';
 import { wgslKernel } from '../shaders.js';
-import { VEC4_TEXTURE, bindings, comp, id, vec4At, windowPlan, type WindowPlan } from './emit_common.js';
+import { VEC4_TEXTURE, asF32, asVec4f, bindings, comp, enables, id, scalarArray, vec4Array, vec4At, windowPlan, type ElementType, type WindowPlan } from './emit_common.js';
 import { WGRAD_REG_PARAMS } from './params.js';
 import type { RegWgrad, RegWgradRows } from './plan.js';
 
@@ -31,10 +32,10 @@ function wgradARows(R: number, bcast: boolean): string {
  * Statements giving `name` the four positions qx0 .. qx0 + 3 of row `row` of A (an expression;
  * positions past QW read 0): one vec4 load, or four guarded scalars.
  */
-function loadA(v: { vecA: boolean; texA: boolean }, name: string, index: string, row: string, qx0: string): string[] {
+function loadA(v: { vecA: boolean; texA: boolean; storage: ElementType }, name: string, index: string, row: string, qx0: string): string[] {
   const i0 = `(abase + ${row} * p.QH) * p.QW + ${qx0}`;
-  if (v.vecA) return [`    let ${name} = ${vec4At('A4', `(${i0}) / 4u`, v.texA)};`];
-  const parts = [0, 1, 2, 3].map((j) => `select(0.0, A[min(${index} + ${j}u, arrayLength(&A) - 1u)], ${qx0} + ${j}u < p.QW)`);
+  if (v.vecA) return [`    let ${name} = ${asVec4f(v.storage, vec4At('A4', `(${i0}) / 4u`, v.texA))};`];
+  const parts = [0, 1, 2, 3].map((j) => `select(0.0, ${asF32(v.storage, `A[min(${index} + ${j}u, arrayLength(&A) - 1u)]`)}, ${qx0} + ${j}u < p.QW)`);
   return [`    let ${index} = ${i0};`, `    let ${name} = vec4f(${parts.join(', ')});`];
 }
 
@@ -42,10 +43,10 @@ function loadA(v: { vecA: boolean; texA: boolean }, name: string, index: string,
 const wgradPad = (T: number) => ', 0.0'.repeat(4 - T);
 
 /** Bindings of the reg weight-gradient kernels: A, the input X (scalar and/or vec4), P. */
-function wgradBindings(v: { vecA: boolean; texA: boolean; texX: boolean }, plan: WindowPlan): [string, string][] {
-  const vec4 = (tex: boolean) => (tex ? VEC4_TEXTURE : 'array<vec4f>');
-  const binds: [string, string][] = [[v.vecA ? 'A4' : 'A', v.vecA ? vec4(v.texA) : 'array<f32>']];
-  if (plan.scalarD.length) binds.push(['X', 'array<f32>']);
+function wgradBindings(v: { vecA: boolean; texA: boolean; texX: boolean; storage: ElementType }, plan: WindowPlan): [string, string][] {
+  const vec4 = (tex: boolean) => (tex ? VEC4_TEXTURE : vec4Array(v.storage));
+  const binds: [string, string][] = [[v.vecA ? 'A4' : 'A', v.vecA ? vec4(v.texA) : scalarArray(v.storage)]];
+  if (plan.scalarD.length) binds.push(['X', scalarArray(v.storage)]);
   if (plan.chunks.length) binds.push(['X4', vec4(v.texX)]);
   binds.push(['P', 'array<vec4f>']);
   return binds;
@@ -64,8 +65,7 @@ export function regWgradCode(v: RegWgrad): string {
     cols.push(`  let ty_${c} = (cg_${c} / ${v.G}u) % p.TY;`);
     cols.push(`  let kin_${c} = cg_${c} / (${v.G}u * p.TY);`);
   }
-  const acc = [];
-  for (let r = 0; r < v.R; r++) for (let c = 0; c < v.CPL; c++) acc.push(`  var acc_${r}_${c} = ${vt}(0.0);`);
+  const acc = declareAccumulators(v.R, v.CPL, (r, c) => `acc_${r}_${c}`, vt);
 
   const body: string[] = [];
   // Input rows of this iteration, one per column group.
@@ -74,7 +74,7 @@ export function regWgradCode(v: RegWgrad): string {
     body.push(`    let rok_${c} = iy_${c} >= 0 && iy_${c} < i32(p.IH);`);
     body.push(`    let xrow_${c} = ((b * p.KIN + kin_${c}) * p.IH + u32(clamp(iy_${c}, 0, i32(p.IH) - 1))) * p.IW;`);
   }
-  const terms: string[][] = Array.from({ length: v.R * v.CPL }, () => []);
+  const terms: FmaTerm[][] = Array.from({ length: v.R * v.CPL }, () => []);
   for (let u = 0; u < v.UQ; u++) {
     body.push(`    let qx0_${u} = (qg + ${u}u) * 4u;`);
     // A: four positions of row ar_jj, for the subgroup to broadcast.
@@ -86,11 +86,11 @@ export function regWgradCode(v: RegWgrad): string {
       for (const d0 of chunks) {
         const ix = `xb_${n} + ${d0}`;
         const x4 = vec4At('X4', `(xrow_${c} + select(0u, u32(${ix}), ${ix} >= 0 && ${ix} < i32(p.IW))) / 4u`, v.texX);
-        body.push(`    let xv_${n}_${id(d0)} = select(vec4f(0.0), ${x4}, rok_${c} && ${ix} >= 0 && ${ix} < i32(p.IW));`);
+        body.push(`    let xv_${n}_${id(d0)} = select(vec4f(0.0), ${asVec4f(v.storage, x4)}, rok_${c} && ${ix} >= 0 && ${ix} < i32(p.IW));`);
       }
       for (const d of scalarD) {
         const ix = `xb_${n} + ${d}`;
-        body.push(`    let x_${n}_${id(d)} = select(0.0, X[xrow_${c} + u32(clamp(${ix}, 0, i32(p.IW) - 1))], rok_${c} && ${ix} >= 0 && ${ix} < i32(p.IW));`);
+        body.push(`    let x_${n}_${id(d)} = select(0.0, ${asF32(v.storage, `X[xrow_${c} + u32(clamp(${ix}, 0, i32(p.IW) - 1))]`)}, rok_${c} && ${ix} >= 0 && ${ix} < i32(p.IW));`);
       }
       const xval = (d: number) => {
         const ch = inChunk.get(d);
@@ -102,32 +102,28 @@ export function regWgradCode(v: RegWgrad): string {
         body.push(`    let xs_${n}_${j} = ${vt}(${xs.join(', ')});`);
       }
       for (let r = 0; r < v.R; r++) {
-        for (let j = 0; j < 4; j++) terms[r * v.CPL + c].push(`${vt}(a_${u}_${r}.${comp[j]}), xs_${n}_${j}`);
+        for (let j = 0; j < 4; j++) terms[r * v.CPL + c].push([`${vt}(a_${u}_${r}.${comp[j]})`, `xs_${n}_${j}`]);
       }
     }
   }
   // Row by row: broadcast this row's A values (or load them), then one chained update per accumulator.
   for (let r = 0; r < v.R; r++) {
     for (let u = 0; u < v.UQ; u++) {
-      if (v.bcast) body.push(`    let a_${u}_${r} = subgroupBroadcast(av_${u}_${r >> 3}, ${r & 7}u);`);
+      if (v.bcast) body.push(`    let a_${u}_${r} = ${shared((n) => `av_${u}_${n}`, r)};`);
       else body.push(...loadA(v, `a_${u}_${r}`, `ai_${u}_${r}`, `min(m0 + ${r}u, p.ROWS - 1u)`, `qx0_${u}`));
     }
-    for (let c = 0; c < v.CPL; c++) {
-      let e = `acc_${r}_${c}`;
-      for (const t of terms[r * v.CPL + c]) e = `fma(${t}, ${e})`;
-      body.push(`    acc_${r}_${c} = ${e};`);
-    }
+    for (let c = 0; c < v.CPL; c++) body.push(`    ${fmaChain(`acc_${r}_${c}`, terms[r * v.CPL + c])}`);
   }
 
   const epi: string[] = [];
   const pad = wgradPad(v.T);
   for (let r = 0; r < v.R; r++) {
     for (let c = 0; c < v.CPL; c++) {
-      epi.push(`  if (m0 + ${r}u < p.ROWS && cgr_${c} < p.NCG) { P[(wg.z * p.ROWS + m0 + ${r}u) * p.NCG + cg_${c}] = vec4f(acc_${r}_${c}${pad}); }`);
+      epi.push(`  ${guarded(`m0 + ${r}u < p.ROWS && cgr_${c} < p.NCG`, `P[(wg.z * p.ROWS + m0 + ${r}u) * p.NCG + cg_${c}] = vec4f(acc_${r}_${c}${pad});`)}`);
     }
   }
   return wgslKernel('conv', 'convw_reg', {
-    ENABLE: v.bcast ? 'enable subgroups;' : '',
+    ENABLE: enables(v.storage, v.bcast),
     LANE: v.bcast ? 'subgroup_invocation_id' : 'local_invocation_index',
     PARAMS: WGRAD_REG_PARAMS.wgsl,
     BINDINGS: bindings(wgradBindings(v, { chunks, inChunk, scalarD })),
@@ -143,7 +139,7 @@ export function regWgradCode(v: RegWgrad): string {
 
 
 export function regWgradRowsWindow(v: RegWgradRows): WindowPlan {
-  return regWgradWindow({ R: v.R, G: 1, T: v.T, CPL: 1, SX: v.SX, vecA: v.vecA, vecX: v.vecX, ax: v.ax, UQ: 1, texA: v.texA, texX: v.texX, bcast: v.bcast });
+  return regWgradWindow({ R: v.R, G: 1, T: v.T, CPL: 1, SX: v.SX, vecA: v.vecA, vecX: v.vecX, ax: v.ax, UQ: 1, texA: v.texA, texX: v.texX, bcast: v.bcast, storage: v.storage });
 }
 
 export function regWgradRowsCode(v: RegWgradRows): string {
@@ -166,8 +162,8 @@ export function regWgradRowsCode(v: RegWgradRows): string {
       const ix = `xb + ${n.d0}`;
       const ok = `rok_${row} && ${ix} >= 0 && ${ix} < i32(p.IW)`;
       const value = n.scalar
-        ? `select(0.0, X[xrow_${row} + u32(clamp(${ix}, 0, i32(p.IW) - 1))], ${ok})`
-        : `select(vec4f(0.0), ${vec4At('X4', `(xrow_${row} + select(0u, u32(${ix}), ${ix} >= 0 && ${ix} < i32(p.IW))) / 4u`, v.texX)}, ${ok})`;
+        ? `select(0.0, ${asF32(v.storage, `X[xrow_${row} + u32(clamp(${ix}, 0, i32(p.IW) - 1))]`)}, ${ok})`
+        : `select(vec4f(0.0), ${asVec4f(v.storage, vec4At('X4', `(xrow_${row} + select(0u, u32(${ix}), ${ix} >= 0 && ${ix} < i32(p.IW))) / 4u`, v.texX))}, ${ok})`;
       out.push(`${indent}${assign ? '' : 'let '}${n.name} = ${value};`);
     }
     return out;
@@ -178,8 +174,7 @@ export function regWgradRowsCode(v: RegWgradRows): string {
   for (let t = 0; t < v.TY - 1; t++) for (const n of names(`ring${t}`)) ring.push(`  var ${n.name} = ${n.type}(0.0);`);
   const fill: string[] = [];
   for (let t = 0; t < v.TY - 1; t++) fill.push(...loadRow(t, `ring${t}`, true, '      '));
-  const acc: string[] = [];
-  for (let r = 0; r < v.R; r++) for (let ty = 0; ty < v.TY; ty++) acc.push(`  var acc_${r}_${ty} = ${vt}(0.0);`);
+  const acc = declareAccumulators(v.R, v.TY, (r, ty) => `acc_${r}_${ty}`, vt);
 
   const body: string[] = [...loadRow(v.TY - 1, 'xn', false, '    ')];
   for (let jj = 0; jj < (v.bcast ? J : 0); jj++) body.push(...loadA(v, `av_${jj}`, `ai_${jj}`, `ar_${jj}`, 'qx0'));
@@ -198,12 +193,10 @@ export function regWgradRowsCode(v: RegWgradRows): string {
   }
   // Row by row of A: broadcast its four positions, then one chained update per kernel row.
   for (let r = 0; r < v.R; r++) {
-    if (v.bcast) body.push(`    let a_${r} = subgroupBroadcast(av_${r >> 3}, ${r & 7}u);`);
+    if (v.bcast) body.push(`    let a_${r} = ${shared((n) => `av_${n}`, r)};`);
     else body.push(...loadA(v, `a_${r}`, `ai_${r}`, `min(m0 + ${r}u, p.ROWS - 1u)`, 'qx0'));
     for (let ty = 0; ty < v.TY; ty++) {
-      let e = `acc_${r}_${ty}`;
-      for (let j = 0; j < 4; j++) e = `fma(${vt}(a_${r}.${comp[j]}), xs_${ty}_${j}, ${e})`;
-      body.push(`    acc_${r}_${ty} = ${e};`);
+      body.push(`    ${fmaChain(`acc_${r}_${ty}`, [0, 1, 2, 3].map((j) => [`${vt}(a_${r}.${comp[j]})`, `xs_${ty}_${j}`] as const))}`);
     }
   }
   const shift: string[] = [];
@@ -216,11 +209,11 @@ export function regWgradRowsCode(v: RegWgradRows): string {
   const pad = wgradPad(v.T);
   for (let r = 0; r < v.R; r++) {
     for (let ty = 0; ty < v.TY; ty++) {
-      epi.push(`  if (m0 + ${r}u < p.ROWS && kinr < p.KIN) { P[(wg.z * p.ROWS + m0 + ${r}u) * p.NCG + kin * ${v.TY}u + ${ty}u] = vec4f(acc_${r}_${ty}${pad}); }`);
+      epi.push(`  ${guarded(`m0 + ${r}u < p.ROWS && kinr < p.KIN`, `P[(wg.z * p.ROWS + m0 + ${r}u) * p.NCG + kin * ${v.TY}u + ${ty}u] = vec4f(acc_${r}_${ty}${pad});`)}`);
     }
   }
   return wgslKernel('conv', 'convw_rows', {
-    ENABLE: v.bcast ? 'enable subgroups;' : '',
+    ENABLE: enables(v.storage, v.bcast),
     LANE: v.bcast ? 'subgroup_invocation_id' : 'local_invocation_index',
     PARAMS: WGRAD_REG_PARAMS.wgsl,
     BINDINGS: bindings(wgradBindings(v, { chunks, inChunk, scalarD })),

@@ -164,17 +164,21 @@ function pair(v: number | ConvPair | undefined, dflt: number, what: string, op: 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 function check4d(op: string, name: string, t: Tensor): void {
-  assertDType(op, 'f32', t);
   if (t.rank !== 4) throw new Error(`${op}: ${name} must be 4-D, got shape ${fmt(t.shape)}`);
 }
 
-/** dtype and rank of input and weight; the bias's shape ([out]: weight dim `outDim`). */
+/**
+ * dtype and rank of input and weight (f32, or f16 on both), the bias's dtype (the input's) and
+ * shape ([out]: weight dim `outDim`).
+ */
 function checkTensors(op: string, x: Tensor, w: Tensor, bias: Tensor | null | undefined, outDim: number): void {
+  if (x.dtype !== 'f16') assertDType(op, 'f32', x);
+  assertDType(op, x.dtype, w);
   check4d(op, 'input', x);
   check4d(op, 'weight', w);
   const CO = w.shape[outDim];
   if (bias) {
-    assertDType(op, 'f32', bias);
+    assertDType(op, x.dtype, bias);
     if (bias.rank !== 1 || bias.shape[0] !== CO) throw new Error(`${op}: bias ${fmt(bias.shape)} does not match weight ${fmt(w.shape)} (needs [${CO}])`);
   }
 }

@@ -7,7 +7,14 @@ import { regWgradRowsWindow, regWgradWindow } from './emit_wgrad.js';
 import type { ConvPass } from './geometry.js';
 import { biasGradKernel, packKernel, regConvKernel, regWgradKernel, rowsWgradKernel, smemConvKernel, smemWgradKernel, wsumKernel } from './kernels.js';
 import { BIAS_GRAD_PARAMS, CONV_REG_PARAMS, CONV_SMEM_PARAMS, PACK_PARAMS, WGRAD_REG_PARAMS, WGRAD_SMEM_PARAMS, WSUM_PARAMS } from './params.js';
-import type { ConvPassPlan, WgradPlan } from './plan.js';
+import type { ConvPassPlan, ConvStorage, WgradPlan } from './plan.js';
+
+/** Throws unless every operand is stored as the plan's `storage` says. */
+function checkStorage(what: string, storage: ConvStorage, operands: Record<string, Tensor | null>): void {
+  for (const [name, t] of Object.entries(operands)) {
+    if (t && t.dtype !== storage) throw new Error(`${what}: ${name} is ${t.describe()}, but the plan is for ${storage} operands`);
+  }
+}
 
 /** Grid for `tiles` position tiles (over x, and z beyond 65535) by `rowTiles` row tiles (y). */
 function tileGrid(tiles: number, rowTiles: number): [number, number, number] {
@@ -24,13 +31,14 @@ function packWeights(w: Tensor, pass: ConvPass, rowsPadded: number, chan: boolea
     ROWS: pass.ROWS, ROWSP: rowsPadded, KIN: pass.KIN, KINP: kinp, TY: pass.TY, TX: pass.TX, TXP: txp, KH: pass.KH,
     KW: pass.KW, KY0: pass.KY0, KX0: pass.KX0, TSY: pass.TSY, TSX: pass.TSX, KINMAJOR: pass.kinMajor, CHAN: chan, TOTAL: total,
   });
-  rt().dispatch(packKernel(txp, pass.TY, kinp), [w.buffer, out.buffer], u, grid1d(Math.ceil(total / 256)));
+  rt().dispatch(packKernel(txp, pass.TY, kinp, w.dtype === 'f16' ? 'f16' : 'f32'), [w.buffer, out.buffer], u, grid1d(Math.ceil(total / 256)));
   return out;
 }
 
 /** Runs one conv-kernel pass into `y` (all of y's positions of this pass are written). */
 export function runConvPass(x: Tensor, w: Tensor, bias: Tensor | null, y: Tensor, plan: ConvPassPlan, relu: boolean): void {
   const pass = plan.pass;
+  checkStorage('conv', plan.kind === 'smem' ? plan.storage : plan.v.storage, { x, w, bias, y });
   const common = {
     B: pass.B, KIN: pass.KIN, IH: pass.IH, IW: pass.IW, ROWS: pass.ROWS, QH: pass.QH, QW: pass.QW,
     OH: pass.OH, OW: pass.OW, OSY: pass.OSY, OSX: pass.OSX, OPY: pass.OPY, OPX: pass.OPX, SY: pass.SY,
@@ -41,7 +49,7 @@ export function runConvPass(x: Tensor, w: Tensor, bias: Tensor | null, y: Tensor
     const MTOT = pass.B * pass.QH * pass.QW;
     const u = CONV_SMEM_PARAMS.pack({ ...common, MTOT, SX: pass.SX, TX: pass.TX, KTOT: pass.KIN * pass.TY * pass.TX, TXP: pass.TX, KINP: pass.KIN });
     const buffers = [x.buffer, wp.buffer, ...(bias ? [bias.buffer] : []), y.buffer];
-    rt().dispatch(smemConvKernel(plan.DIR, !!bias, relu), buffers, u, tileGrid(Math.ceil(MTOT / 64), Math.ceil(pass.ROWS / 64)));
+    rt().dispatch(smemConvKernel(plan.DIR, !!bias, relu, plan.storage), buffers, u, tileGrid(Math.ceil(MTOT / 64), Math.ceil(pass.ROWS / 64)));
     wp.dispose();
     return;
   }
@@ -72,6 +80,7 @@ export function runConvPass(x: Tensor, w: Tensor, bias: Tensor | null, y: Tensor
  */
 export function runWgrad(a: Tensor, x: Tensor, plan: WgradPlan): Tensor {
   const pass = plan.pass;
+  checkStorage('conv weight gradient', plan.kind === 'smem' ? plan.storage : plan.v.storage, { a, x });
   const dw = empty([pass.ROWS, pass.KIN, pass.KH, pass.KW]);
   const TXP = 4 * plan.G;
   const NCOLP = pass.KIN * pass.KH * TXP; // columns of a partial-sum row (taps padded to TXP)
@@ -79,7 +88,7 @@ export function runWgrad(a: Tensor, x: Tensor, plan: WgradPlan): Tensor {
   const common = { B: pass.B, KIN: pass.KIN, IH: pass.IH, IW: pass.IW, ROWS: pass.ROWS, QH: pass.QH, QW: pass.QW, SY: pass.SY, OFFY: pass.OFFY, OFFX: pass.OFFX, CHUNK: plan.chunk };
   if (plan.kind === 'smem') {
     const u = WGRAD_SMEM_PARAMS.pack({ ...common, NCOL: plan.NCOL, TY: pass.KH, TX: pass.KW, SX: pass.SX, MTOT: plan.MTOT, TXP, PSTRIDE: pass.ROWS * NCOLP });
-    rt().dispatch(smemWgradKernel(), [a.buffer, x.buffer, P.buffer], u, [Math.ceil(pass.ROWS / 64), Math.ceil(plan.NCOL / 64), plan.S]);
+    rt().dispatch(smemWgradKernel(plan.storage), [a.buffer, x.buffer, P.buffer], u, [Math.ceil(pass.ROWS / 64), Math.ceil(plan.NCOL / 64), plan.S]);
   } else {
     const v = plan.v;
     const [k, window] = plan.kind === 'rows' ? [rowsWgradKernel(plan.v), regWgradRowsWindow(plan.v)] : [regWgradKernel(plan.v), regWgradWindow(plan.v)];
@@ -100,11 +109,12 @@ export function runWgrad(a: Tensor, x: Tensor, plan: WgradPlan): Tensor {
   return dw;
 }
 
-/** Per-channel sum of g [B, C, H, W] over batch and positions. */
+/** Per-channel sum (f32) of g [B, C, H, W] (f32 or f16) over batch and positions. */
 export function biasGrad(g: Tensor): Tensor {
   const [B, C, H, W] = g.shape;
   const db = empty([C]);
   const v4 = (H * W) % 4 === 0;
-  rt().dispatch(biasGradKernel(v4), [g.buffer, db.buffer], BIAS_GRAD_PARAMS.pack({ B, C, HW: v4 ? (H * W) / 4 : H * W }), [C, 1, 1]);
+  if (g.dtype !== 'f32' && g.dtype !== 'f16') throw new Error(`conv bias gradient: expected an f32 or f16 gradient, got ${g.describe()}`);
+  rt().dispatch(biasGradKernel(v4, g.dtype), [g.buffer, db.buffer], BIAS_GRAD_PARAMS.pack({ B, C, HW: v4 ? (H * W) / 4 : H * W }), [C, 1, 1]);
   return db;
 }

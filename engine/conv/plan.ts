@@ -14,6 +14,13 @@ export { uniformVec4s };
 
 export type ConvSchedule = 'reg' | 'smem';
 
+/**
+ * The element type of a pass's activations in memory (inputs, outputs, upstream gradients and
+ * conv weights): f16 kernels load it converted to f32, accumulate in f32 and store f16
+ * activations; weight and bias gradients are f32 either way.
+ */
+export type ConvStorage = 'f32' | 'f16';
+
 /** The capabilities conv plans read. */
 export type ConvCaps = Pick<Capabilities,
   'isCpu' | 'subgroups' | 'subgroupMinSize' | 'subgroupMaxSize' | 'hostThreads' | 'maxUniformBufferBindingSize' |
@@ -73,13 +80,15 @@ export interface RegConv {
   rowVec4: boolean;
   /** Weights reach the lanes by subgroupBroadcast (regBroadcast); else each lane loads them all. */
   bcast: boolean;
+  /** X and Y's element type (the packed weights are f32 either way). */
+  storage: ConvStorage;
 }
 
 /** How a reg pass gets its weights: repacked, the tensor as it is, or none (a phase no tap reaches). */
 export type WeightSource = 'pack' | 'as-is' | 'none';
 
 export type ConvPassPlan =
-  | { kind: 'smem'; pass: ConvPass; DIR: 1 | -1 }
+  | { kind: 'smem'; pass: ConvPass; DIR: 1 | -1; storage: ConvStorage }
   | {
       kind: 'reg';
       pass: ConvPass;
@@ -105,14 +114,14 @@ export function regRows(rows: number): number {
 /**
  * The plan of one conv-kernel pass. `sched` is the schedule asked for (planConvSchedule unless
  * a caller forces one); `weightBytes` the size of the weight tensor's buffer (default: the
- * pool's bucket for it).
+ * pool's bucket for it); `storage` the element type of its activations and weights.
  */
-export function planConvPass(pass: ConvPass, sched: ConvSchedule, caps: ConvCaps, f: ConvFlags, weightBytes?: number): ConvPassPlan {
+export function planConvPass(pass: ConvPass, sched: ConvSchedule, caps: ConvCaps, f: ConvFlags, weightBytes?: number, storage: ConvStorage = 'f32'): ConvPassPlan {
   // Few output channels leave most of the smem tile's 64 rows idle: such passes (the first
   // conv's input gradient, the last convT) run the reg kernel on GPUs too (bench: conv.enc1.dgrad, convT.decT2.fwd).
   const bcast = regBroadcast(caps, f);
   if (sched === 'smem' && pass.ROWS <= 8 && f.convSchedule === 'auto' && bcast) sched = 'reg';
-  if (sched === 'smem') return { kind: 'smem', pass, DIR: pass.DIR };
+  if (sched === 'smem') return { kind: 'smem', pass, DIR: pass.DIR, storage };
   const chan = pass.TX === 1;
   // A 1x1 pass (chan mode) uses each input load for R rows only (no taps to share it): 32 rows.
   const R = chan && pass.ROWS > 16 ? 32 : regRows(pass.ROWS);
@@ -133,7 +142,8 @@ export function planConvPass(pass: ConvPass, sched: ConvSchedule, caps: ConvCaps
   const oneByOne = chan && pass.KH === 1 && pass.KW === 1 && !noTaps && !f.convRepack1x1;
   const asPacked = oneByOne && !pass.kinMajor && rowsPadded === pass.ROWS && !kinTail;
   const rowVec4 = oneByOne && pass.kinMajor && pass.ROWS % 4 === 0 && R >= 8;
-  const weights: WeightSource = noTaps ? 'none' : asPacked || rowVec4 ? 'as-is' : 'pack';
+  // f16 weights are always repacked: the pack converts them to the f32 the kernel reads.
+  const weights: WeightSource = noTaps ? 'none' : (asPacked || rowVec4) && storage === 'f32' ? 'as-is' : 'pack';
   const packTXP = chan ? pass.TX : 4 * Math.ceil(pass.TX / 4);
   // CPU devices read weights that fit a uniform binding from one: a uniform load is one gather
   // for all lanes, a storage load one per lane (bench: conv.res1x1.fwd, conv.prevq.dgrad).
@@ -146,7 +156,7 @@ export function planConvPass(pass: ConvPass, sched: ConvSchedule, caps: ConvCaps
   }
   const v: RegConv = {
     R, PJ, mode: chan ? 'chan' : 'tap', TX: pass.TX, SX: pass.SX, DIR: pass.DIR, vecX, ax: vecX ? mod4(pass.OFFX) : 0, kinTail,
-    vecY: pass.OSX === 1 && pass.OPX === 0 && pass.OW % 4 === 0 && pass.QW === pass.OW, uniformW, rowVec4, bcast,
+    vecY: pass.OSX === 1 && pass.OPX === 0 && pass.OW % 4 === 0 && pass.QW === pass.OW, uniformW, rowVec4: rowVec4 && weights === 'as-is', bcast, storage,
   };
   const NG = Math.ceil(pass.QW / PJ);
   return {
@@ -177,6 +187,8 @@ export interface RegWgrad {
   texX: boolean;
   /** Rows of A reach the lanes by subgroupBroadcast (regBroadcast); else each lane loads them all. */
   bcast: boolean;
+  /** A and X's element type (the partial sums and dW are f32 either way). */
+  storage: ConvStorage;
 }
 
 /** The row-walking reg weight-gradient kernel's specialisation (stride-1 kernel rows). */
@@ -193,6 +205,7 @@ export interface RegWgradRows {
   texA: boolean;
   texX: boolean;
   bcast: boolean;
+  storage: ConvStorage;
 }
 
 interface WgradCommon {
@@ -205,7 +218,7 @@ interface WgradCommon {
 }
 
 export type WgradPlan =
-  | (WgradCommon & { kind: 'smem'; NCOL: number; MTOT: number })
+  | (WgradCommon & { kind: 'smem'; NCOL: number; MTOT: number; storage: ConvStorage })
   | (WgradCommon & { kind: 'reg'; v: RegWgrad; NGI: number; NCG: number; KITERS: number; tiles: [number, number] })
   | (WgradCommon & { kind: 'rows'; v: RegWgradRows; NGI: number; NCG: number; KITERS: number; tiles: [number, number] });
 
@@ -220,11 +233,12 @@ const TEXTURE_MIN_LOADS = 4;
  * through textures: on a CPU device a texel load is a gather for all lanes, a storage vec4 a
  * scalar load per lane and component; an operand qualifies when each of its vec4s is loaded
  * (loadsA, loadsX) at least TEXTURE_MIN_LOADS times (bench: conv.*.wgrad). Flag
- * convWgradTextures: '0' none; 'A', 'X', 'AX' force those.
+ * convWgradTextures: '0' none; 'A', 'X', 'AX' force those. The textures are rgba32float copies
+ * of the buffers, so f16 operands never take them.
  */
-function wgradTextures(pass: WgradPass, caps: ConvCaps, f: ConvFlags, loadsA: number, loadsX: number): { texA: boolean; texX: boolean } {
+function wgradTextures(pass: WgradPass, caps: ConvCaps, f: ConvFlags, loadsA: number, loadsX: number, storage: ConvStorage): { texA: boolean; texX: boolean } {
   const env = f.convWgradTextures;
-  const on = caps.isCpu && env !== '0';
+  const on = caps.isCpu && env !== '0' && storage === 'f32';
   const want = (name: string, loads: number) => (env === 'auto' ? loads >= TEXTURE_MIN_LOADS : env.includes(name));
   return {
     texA: on && pass.QW % 4 === 0 && want('A', loadsA) && vec4TextureFits(caps, (pass.B * pass.ROWS * pass.QH * pass.QW) / 4),
@@ -255,8 +269,8 @@ function regChunks(pass: WgradPass, caps: ConvCaps, KITERS: number, tiles: [numb
   return { S: Math.ceil(KITERS / chunk), chunk };
 }
 
-/** The plan of a weight gradient (`sched`: the schedule asked for, as planConvPass's). */
-export function planWgrad(pass: WgradPass, sched: ConvSchedule, caps: ConvCaps, f: ConvFlags): WgradPlan {
+/** The plan of a weight gradient (`sched`, `storage`: as planConvPass's). */
+export function planWgrad(pass: WgradPass, sched: ConvSchedule, caps: ConvCaps, f: ConvFlags, storage: ConvStorage = 'f32'): WgradPlan {
   const G = Math.ceil(pass.KW / 4);
   const vecA = pass.QW % 4 === 0;
   const vecX = pass.IW % 4 === 0;
@@ -269,7 +283,7 @@ export function planWgrad(pass: WgradPass, sched: ConvSchedule, caps: ConvCaps, 
     // Enough chunks to fill a GPU, each at least 256 positions deep.
     const S0 = Math.max(1, Math.min(Math.ceil(256 / tiles), Math.ceil(MTOT / 256)));
     const chunk = Math.ceil(MTOT / S0 / 16) * 16;
-    return { kind: 'smem', pass, G, S: Math.ceil(MTOT / chunk), chunk, NCOL, MTOT };
+    return { kind: 'smem', pass, G, S: Math.ceil(MTOT / chunk), chunk, NCOL, MTOT, storage };
   }
   if (pass.SY === 1 && pass.KH >= 2 && pass.KW <= 4 && f.convWgradRows) {
     // Stride-1 kernel rows: each lane walks down the rows of one input channel, loading one new
@@ -278,7 +292,7 @@ export function planWgrad(pass: WgradPass, sched: ConvSchedule, caps: ConvCaps, 
     const NGI = Math.ceil(pass.QW / 4);
     const tiles: [number, number] = [Math.ceil(pass.KIN / 8), Math.ceil(pass.ROWS / R)];
     // X through a texture only when forced: the ring loads each input row once per row tile.
-    const v: RegWgradRows = { R, TY: pass.KH, T: pass.KW, SX: pass.SX, vecA, vecX, ax, ...wgradTextures(pass, caps, f, tiles[0], 0), bcast };
+    const v: RegWgradRows = { R, TY: pass.KH, T: pass.KW, SX: pass.SX, vecA, vecX, ax, ...wgradTextures(pass, caps, f, tiles[0], 0, storage), bcast, storage };
     const KITERS = pass.B * pass.QH * NGI;
     return { kind: 'rows', pass, G, v, NGI, NCG: pass.KIN * pass.KH, KITERS, tiles, ...regChunks(pass, caps, KITERS, tiles) };
   }
@@ -294,7 +308,7 @@ export function planWgrad(pass: WgradPass, sched: ConvSchedule, caps: ConvCaps, 
   const UQ = 1;
   const tiles: [number, number] = [Math.ceil(NCG / (8 * CPL)), Math.ceil(pass.ROWS / R)];
   // Each lane loads the input rows of its kernel rows: about KH / SY loads per row of X.
-  const v: RegWgrad = { R, G, T, CPL, SX: pass.SX, vecA, vecX, ax, UQ, ...wgradTextures(pass, caps, f, tiles[0], tiles[1] * Math.ceil(pass.KH / pass.SY)), bcast };
+  const v: RegWgrad = { R, G, T, CPL, SX: pass.SX, vecA, vecX, ax, UQ, ...wgradTextures(pass, caps, f, tiles[0], tiles[1] * Math.ceil(pass.KH / pass.SY), storage), bcast, storage };
   const NGI = NG / UQ;
   const KITERS = pass.B * pass.QH * NGI;
   return { kind: 'reg', pass, G, v, NGI, NCG, KITERS, tiles, ...regChunks(pass, caps, KITERS, tiles) };
@@ -312,28 +326,31 @@ export type ConvOpPlan = { kind: 'conv'; passes: ConvPassPlan[] } | { kind: 'wgr
  * (for convTranspose2d, the geometry of the conv it is the transpose of). `sched` defaults to
  * planConvSchedule.
  */
-export function planConv(op: ConvOpPass, g: ConvGeom, transposed: boolean, caps: ConvCaps, f: ConvFlags, sched?: ConvSchedule): ConvOpPlan {
+export function planConv(op: ConvOpPass, g: ConvGeom, transposed: boolean, caps: ConvCaps, f: ConvFlags, sched?: ConvSchedule, storage: ConvStorage = 'f32'): ConvOpPlan {
   const s = sched ?? planConvSchedule(caps, f);
-  if (op === 'wgrad') return { kind: 'wgrad', plan: planWgrad(wgradPass(g), s, caps, f) };
+  if (op === 'wgrad') return { kind: 'wgrad', plan: planWgrad(wgradPass(g), s, caps, f, storage) };
   const forwardType = (op === 'fwd') !== transposed;
   const passes = forwardType ? [forwardConvPass(g)] : transposedPasses(g);
-  return { kind: 'conv', passes: passes.map((p) => planConvPass(p, s, caps, f)) };
+  return { kind: 'conv', passes: passes.map((p) => planConvPass(p, s, caps, f, undefined, storage)) };
 }
+
+/** ' f16' for f16 storage, '' for f32 (the f32 descriptions predate storage). */
+const storageSuffix = (s: ConvStorage) => (s === 'f16' ? ' f16' : '');
 
 /** One line naming a pass plan's kernel and settings, e.g. `reg R16 PJ16 tap pack uw0`. */
 export function describeConvPassPlan(p: ConvPassPlan): string {
-  if (p.kind === 'smem') return `smem D${p.DIR}`;
+  if (p.kind === 'smem') return `smem D${p.DIR}${storageSuffix(p.storage)}`;
   const v = p.v;
   const x = v.vecX ? `vx${v.ax}` : 'sx';
-  return `reg R${v.R} PJ${v.PJ} ${v.mode} D${v.DIR} ${x}${v.kinTail ? ' kt' : ''}${v.vecY ? ' vy' : ''} w:${p.weights}${v.rowVec4 ? '4' : ''}${v.uniformW ? ` u${v.uniformW}` : ''}${v.bcast ? '' : ' nb'}`;
+  return `reg R${v.R} PJ${v.PJ} ${v.mode} D${v.DIR} ${x}${v.kinTail ? ' kt' : ''}${v.vecY ? ' vy' : ''} w:${p.weights}${v.rowVec4 ? '4' : ''}${v.uniformW ? ` u${v.uniformW}` : ''}${v.bcast ? '' : ' nb'}${storageSuffix(v.storage)}`;
 }
 
 export function describeWgradPlan(p: WgradPlan): string {
-  if (p.kind === 'smem') return `wsmem S${p.S}`;
+  if (p.kind === 'smem') return `wsmem S${p.S}${storageSuffix(p.storage)}`;
   const v = p.v;
   const tex = v.texA || v.texX ? ` tex${v.texA ? 'A' : ''}${v.texX ? 'X' : ''}` : '';
   const shape = p.kind === 'rows' ? `R${v.R} TY${(v as RegWgradRows).TY}` : `R${v.R} CPL${(v as RegWgrad).CPL}`;
-  return `${p.kind === 'rows' ? 'wrows' : 'wreg'} ${shape} T${v.T}${tex} S${p.S}${v.bcast ? '' : ' nb'}`;
+  return `${p.kind === 'rows' ? 'wrows' : 'wreg'} ${shape} T${v.T}${tex} S${p.S}${v.bcast ? '' : ' nb'}${storageSuffix(v.storage)}`;
 }
 
 /** One line for a whole op pass: its pass plans joined by ' + ' (identical phases counted). */

@@ -8,6 +8,7 @@ export const LAVAPIPE_CAPS: Capabilities = {
   vendor: 'mesa',
   shaderF16: true,
   subgroups: true,
+  subgroupMatrix: false,
   timestampQuery: true,
   subgroupMinSize: 8,
   subgroupMaxSize: 8,

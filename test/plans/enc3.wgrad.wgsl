@@ -32,8 +32,9 @@ enable subgroups;
 //     component for all 8 lanes, so operands loaded many times per vec4 are copied into one;
 //   * each accumulator is assigned once per loop iteration (every assignment inside a loop is a
 //     load, a masked blend and a store there).
-// "smem": the classic 64x64 workgroup tile with 16-deep slices of A and B staged in workgroup
-// memory as vec4s, for discrete GPUs.
+// "smem" (discrete GPUs): the 64x64 workgroup-memory GEMM tile of shaders/gemm_tile.wgsl,
+// shared with matmul and the code search; conv_smem and convw_smem supply its loaders (the
+// index math and bounds above) and their epilogues.
 
 
 // Weight gradient for stride-1 kernel rows (SY = 1, TY >= 2, one tap group): each lane owns one
