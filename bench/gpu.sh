@@ -31,7 +31,7 @@ console.log('adapter:', a.info.vendor, a.info.architecture, a.info.description);
 console.log('features:', [...a.features].filter(f => /f16|subgroup|timestamp/.test(f)).join(' '));
 process.exit(0);"
 
-timeout "${OURS_S:-180}" bash .gpu/run.sh npx tsx bench/run.ts --filter "${FILTER:-^train_step\.seed\.}" \
+timeout "${OURS_S:-240}" bash .gpu/run.sh npx tsx bench/run.ts --filter "${FILTER:-^(train_step|replay_step)\.seed\.}" \
   --reps "$ROUNDS" --steps "$STEPS" ${BENCH_ARGS:-} --json "$OUT/ours.json"
 echo "ours: exit $?"
 

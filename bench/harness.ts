@@ -6,6 +6,7 @@
 // `setup` and returns `run`, which records the GPU work of one repetition (and disposes what it
 // made); `tfjs`, if given, builds the same work in tfjs-webgpu for `--vs tfjs`.
 import type { Tensor as TfTensor } from '@tensorflow/tfjs-core';
+import type { Capabilities } from '../engine/device.js';
 import { MAX_TIMED_PASSES, rt } from '../engine/runtime.js';
 import type { Tf } from './tfjs_common.js';
 
@@ -47,6 +48,8 @@ export interface BenchCase {
    * describeMatmulPlan, describeNearestPlan). Called after init: it may read rt().caps and flags().
    */
   plan?: () => string;
+  /** Why this device cannot run the case (e.g. no shader-f16), or null; such cases are skipped with that line. */
+  unavailable?: (caps: Capabilities) => string | null;
   tfjs?: (tf: Tf) => TfjsWork | Promise<TfjsWork>;
 }
 

@@ -10,13 +10,14 @@
 // mid-step is slowed by them: the eager host time is also taken with one submit at the end
 // ("eager, one submit"), which is the JavaScript work alone.
 import { backward } from '../engine/autograd.js';
+import { LossScaler } from '../engine/loss_scale.js';
 import { Adam } from '../engine/optim.js';
 import { type Recording, recordStep } from '../engine/recording.js';
 import { rt } from '../engine/runtime.js';
 import { type Tensor, keep, tensor, tidy } from '../engine/tensor.js';
 import { type VqVaeConfig, resolveConfig } from '../model/config.js';
 import { paramSpecs } from '../model/params.js';
-import { VqVae } from '../model/vqvae.js';
+import { type Precision, VqVae } from '../model/vqvae.js';
 import { syntheticFaces } from '../train/data/synthetic.js';
 import type { BenchCase } from './harness.js';
 import { stepFlops } from './train_step.js';
@@ -30,17 +31,20 @@ interface StepSetup {
   dispose: () => void;
 }
 
-function setupStep(partial: Partial<VqVaeConfig>, B: number): StepSetup {
+/** The step as the trainer takes it; f16 with dynamic loss scaling (train/step.ts). */
+function setupStep(partial: Partial<VqVaeConfig>, B: number, precision: Precision = 'f32'): StepSetup {
   const model = new VqVae(resolveConfig(partial), { seed: 1 });
   const opt = new Adam(model.parameters(), { lr: 1e-3 });
   const x = keep(tensor(syntheticFaces(B, 0), [B, 3, 64, 64]));
+  const scaler = precision === 'f16' ? new LossScaler() : null;
   const step = () => {
     const loss = tidy(() => {
-      const o = model.forward(x, { train: true });
-      backward(o.loss);
+      const o = model.forward(x, { train: true, precision });
+      backward(scaler ? scaler.scaleLoss(o.loss) : o.loss);
       return o.loss;
     });
-    opt.step();
+    if (scaler) scaler.step(opt);
+    else opt.step();
     opt.zeroGrad();
     return loss;
   };
@@ -51,19 +55,21 @@ function setupStep(partial: Partial<VqVaeConfig>, B: number): StepSetup {
     step,
     dispose: () => {
       x.dispose();
+      scaler?.dispose();
       opt.dispose();
       model.dispose();
     },
   };
 }
 
-function replayCase(label: string, partial: Partial<VqVaeConfig>, B: number, reps: number): BenchCase {
+function replayCase(label: string, partial: Partial<VqVaeConfig>, B: number, reps: number, precision: Precision = 'f32'): BenchCase {
   const cfg = resolveConfig(partial);
   const params = paramSpecs(cfg).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
   return {
-    name: `replay_step.${label}.b${B}`,
+    name: `replay_step.${label}${precision === 'f16' ? '.f16' : ''}.b${B}`,
     family: 'replay_step',
-    params: { model: label, batch: B, hidden: cfg.hidden, K: cfg.codebookSize, D: cfg.embeddingDim },
+    params: { model: label, batch: B, hidden: cfg.hidden, K: cfg.codebookSize, D: cfg.embeddingDim, precision },
+    unavailable: (caps) => (precision === 'f16' && !caps.shaderF16 ? 'the device has no shader-f16' : null),
     flops: stepFlops(cfg, B),
     bytes: params * 4 * 6 + B * 3 * 64 * 64 * 4,
     reps,
@@ -71,7 +77,7 @@ function replayCase(label: string, partial: Partial<VqVaeConfig>, B: number, rep
     backToBack: { gpu: 20, cpu: 2 },
     images: B,
     setup: () => {
-      const s = setupStep(partial, B);
+      const s = setupStep(partial, B, precision);
       s.step().dispose(); // Adam's state exists before recording, as in a run's later steps
       const rec = recordStep(s.step);
       return {
@@ -88,6 +94,8 @@ function replayCase(label: string, partial: Partial<VqVaeConfig>, B: number, rep
 export const benchCases: BenchCase[] = [
   replayCase('seed', {}, 32, 3),
   replayCase('seed', {}, 256, 2),
+  replayCase('seed', {}, 32, 3, 'f16'),
+  replayCase('seed', {}, 256, 2, 'f16'),
   replayCase('quick', { hidden: 64, residualHidden: 32 }, 8, 5),
 ];
 

@@ -131,6 +131,12 @@ async function main(): Promise<void> {
     return;
   }
   const r = await init();
+  for (const c of [...cases]) {
+    const why = c.unavailable?.(r.caps);
+    if (!why) continue;
+    console.error(`bench: skipping ${c.name}: ${why}`);
+    cases.splice(cases.indexOf(c), 1);
+  }
   const tile = gemmTile();
   console.log(`adapter: ${r.caps.description} (${r.caps.isCpu ? 'CPU' : 'GPU'} device)`);
   console.log(`matmul schedule: ${tile.schedule} (${gemmTileKey(tile)})`);

@@ -55,6 +55,7 @@ function ourCase(label: string, partial: Partial<VqVaeConfig>, B: number, reps: 
     // a CPU device takes seconds per step: two back to back show the same overlap
     backToBack: { gpu: 20, cpu: 2 },
     images: B,
+    unavailable: (caps) => (precision === 'f16' && !caps.shaderF16 ? 'the device has no shader-f16' : null),
     setup: () => {
       const model = new VqVae(cfg, { seed: 1 });
       const opt = new Adam(model.parameters(), { lr: 1e-3 });

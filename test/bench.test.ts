@@ -209,6 +209,15 @@ t.test('compare: each goal met, missed, or unknown with the reason', async (t) =
   t.equal(speedup(ours[0], arm('x', 32, null, null)), null, 'a skipped arm has no speedup');
 });
 
+t.test('compare: ours is the fastest seed step variant at each batch (op by op, replayed, f16)', async (t) => {
+  const replayed = { ...step(256, 15, 700), name: 'replay_step.seed.b256', family: 'replay_step' };
+  const half = { ...step(256, 12, 500), name: 'replay_step.seed.f16.b256', family: 'replay_step' };
+  const quick = { ...step(256, 1, 10), name: 'replay_step.quick.b256', family: 'replay_step', params: { model: 'quick', batch: 256 } };
+  const v = judge([step(256, 20, 900), replayed, half, quick], torchFixture());
+  t.match(v.find((x) => x.goal.kind === 'speedup' && x.goal.batch === 256 && x.goal.arm === 'default'), { status: 'met', value: 2.5 }, '30 / 12: the f16 replayed step, not the quick model');
+  t.match(formatComparison([step(256, 20, 900), replayed, half], torchFixture()), /\| 256 \| replay_step\.seed\.f16\.b256 \| 12\.00 \|/);
+});
+
 t.test('compare: one markdown row per batch, notes for skipped arms and torch.compile', async (t) => {
   const quick = { ...step(8, 1, 1), params: { model: 'quick', batch: 8 } };
   const md = formatComparison([step(32, 4, 100), step(256, 20, 900), quick], torchFixture(), ['torch (x.json): a note']);
@@ -250,7 +259,7 @@ t.test('compare: unreadable inputs become notes, and the CLI still prints our nu
   const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'bench/compare.ts', ...args], { encoding: 'utf8', timeout: 60_000 });
   const ok = run([oursFile, join(dir, 'none.json'), '--out', md]);
   t.equal(ok.status, 0, ok.stderr);
-  t.match(ok.stdout, /\| 32 \| 4\.00 \| 8000 \|/, 'our row, torch missing');
+  t.match(ok.stdout, /\| 32 \| train_step\.seed\.b32 \| 4\.00 \| 8000 \|/, 'our row, torch missing');
   t.match(ok.stdout, /no such file \(that side failed or did not run\)/);
   t.equal(readFileSync(md, 'utf8'), ok.stdout, '--out writes the same markdown');
   const bad = run([oursFile]);
