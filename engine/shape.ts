@@ -5,8 +5,9 @@
 // Launches shaders/shape.wgsl. Kernels move 32-bit words, so all ops work on every 32-bit
 // dtype; f16 tensors are refused (reshape and flatten, views, take them).
 import { record } from './autograd.js';
-import { type ParamBlock, dimWords, paramBlock, shaderKernel } from './kernel.js';
-import { grid1d, rt } from './runtime.js';
+import { type ParamBlock, dimWords, kernel, paramBlock, shaderKernel } from './kernel.js';
+import { type Kernel, grid1d, rt } from './runtime.js';
+import { wgslKernel } from './shaders.js';
 import { type Tensor, empty, share, shapeSize, zeros } from './tensor.js';
 
 /** Most dims a strided kernel handles (after merging contiguous dims). */
@@ -99,13 +100,23 @@ function strided(
   const st = c.strides[0];
   const last = c.shape.length - 1;
   const unit = st.indexOf(1);
-  // a copy whose innermost output dim reads with a stride would read uncoalesced: tile it
-  if (which === 'copy' && last >= 1 && st[last] !== 1 && unit >= 0) {
+  // a copy whose innermost output dim reads with a stride would read uncoalesced: tile it (the
+  // tile moves 32-bit words; f16 takes the plain strided copy)
+  if (which === 'copy' && src.dtype !== 'f16' && last >= 1 && st[last] !== 1 && unit >= 0) {
     transposeTiled(src, out, c.shape, st, unit, base);
     return;
   }
   const params = STRIDED_PARAMS.pack({ n, rank: c.shape.length, base, shape: dimWords(c.shape), stride: dimWords(st) });
-  rt().dispatch(shaderKernel('shape', which, { RANK: c.shape.length }, STRIDED_PARAMS), [src.buffer, out.buffer], params, grid1d(Math.ceil(n / 256)));
+  const k =
+    which === 'scatter' ? shaderKernel('shape', 'scatter', { RANK: c.shape.length }, STRIDED_PARAMS)
+    : src.dtype === 'f16' ? f16Copy(c.shape.length)
+    : shaderKernel('shape', 'copy', { RANK: c.shape.length, ELEM: 'u32' }, STRIDED_PARAMS);
+  rt().dispatch(k, [src.buffer, out.buffer], params, grid1d(Math.ceil(n / 256)));
+}
+
+/** The strided copy over f16 elements (permute of an f16 tensor). */
+function f16Copy(rank: number): Kernel {
+  return kernel('shape.copy_f16', { RANK: rank }, (v) => `enable f16;\n${wgslKernel('shape', 'copy', { ...(v as Record<string, string | number>), ELEM: 'f16', PARAMS: STRIDED_PARAMS.wgsl })}`);
 }
 
 /**
@@ -171,7 +182,6 @@ export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
 
 /** out.shape[k] = x.shape[dims[k]]; `dims` is a permutation of 0..rank-1 (negatives allowed). */
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
-  assertWords('permute', x);
   const rank = x.rank;
   const ok =
     dims.length === rank &&

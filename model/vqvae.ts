@@ -102,12 +102,11 @@ export class VqVae {
   }
 
   /**
-   * z_e as f32 rows [B*h*w, D] (NHWC order) and the latent grid shape; `params` and x in the
-   * network's precision. The rows are f32: the quantiser is (and shape.ts moves 32-bit words).
+   * z_e as rows [B*h*w, D] (NHWC order) in the network's precision, and the latent grid shape;
+   * `params` and x in that precision. The code search reads f16 rows as they are (f32 distances).
    */
   private encodeRows(x: Tensor, params: Params = this.state): { rows: Tensor; b: number; h: number; w: number } {
-    const out = encoder(params, x, this.config);
-    const ze = out.dtype === 'f32' ? out : castTo(out, 'f32');
+    const ze = encoder(params, x, this.config);
     const [b, d, h, w] = ze.shape;
     return { rows: reshape(permute(ze, [0, 2, 3, 1]), [b * h * w, d]), b, h, w };
   }
@@ -140,7 +139,8 @@ export class VqVae {
     const params = precision === 'f16' ? this.halfWeights() : this.state;
     const { rows, b, h, w } = this.encodeRows(precision === 'f16' ? castTo(x, 'f16') : x, params);
     const q = vectorQuantize(rows, this.codebook, { beta: this.config.beta, codebookLoss: !this.ema });
-    if (this.ema && opts.train) noGrad(() => this.ema!.update(rows, q.indices).dispose());
+    // The EMA codebook's statistics stay f32 (f16 rows widen exactly).
+    if (this.ema && opts.train) noGrad(() => this.ema!.update(rows.dtype === 'f32' ? rows : castTo(rows, 'f32'), q.indices).dispose());
     const xHat = this.decodeRows(q.zq, b, h, w, precision, params);
     const recon = mseLoss(xHat, x);
     const loss = add(recon, q.loss);

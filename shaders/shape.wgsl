@@ -21,13 +21,14 @@ fn clampIndex(raw: u32, size: u32, signed: u32) -> u32 {
 }
 
 // @kernel copy
-// out (contiguous) <- src at strided addresses: permute, slice.
+// out (contiguous) <- src at strided addresses: permute, slice. ELEM: u32 (any 32-bit dtype), or
+// f16 (permute of f16 tensors; the module then starts with `enable f16;`).
 // Params: n: elements to visit; base: word offset added to every strided address; shape: iteration
 // shape (row-major, last dim fastest); stride: strides (in words) of the strided side, per
 // iteration dim.
 {{PARAMS}}
-@group(0) @binding(0) var<storage, read> src: array<u32>;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@group(0) @binding(0) var<storage, read> src: array<{{ELEM}}>;
+@group(0) @binding(1) var<storage, read_write> out: array<{{ELEM}}>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(256)

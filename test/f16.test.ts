@@ -168,9 +168,34 @@ t.test('f16 tensors round-trip through the GPU at odd lengths (bitwise)', async 
   t.same(Array.from(await E.onesLike(tensor([0, 0, 0], [3], 'f16')).read()), [0x3c00, 0x3c00, 0x3c00], 'fill of an odd f16 tensor');
 });
 
-t.test('shape kernels (32-bit words) refuse f16; reshape, a view, takes it', async (t) => {
+t.test('permute moves f16 elements (odd sizes, the model NCHW -> rows), with its gradient; slice refuses f16; reshape, a view, takes it', async (t) => {
   const x = tensor([1, 2, 3, 4, 5, 6], [2, 3], 'f16');
-  t.throws(() => permute(x, [1, 0]), /permute: f16 tensors are not supported \(the shape kernels move 32-bit words\); cast to f32 first/);
+  t.same(Array.from(fromHalfBits(await halfBitsOf(permute(x, [1, 0])))), [1, 4, 2, 5, 3, 6]);
+  for (const [shape, perm] of [[[3, 5, 7], [2, 0, 1]], [[2, 3, 4, 5], [0, 2, 3, 1]], [[1, 7, 3, 3], [0, 2, 3, 1]], [[5], [0]]] as [number[], number[]][]) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const values = halves(n, n, -4, 4);
+    const y = tidy(() => permute(tensor(values, shape, 'f16'), perm));
+    t.same(y.shape, perm.map((d) => shape[d]));
+    const inStrides = shape.map((_, k) => shape.slice(k + 1).reduce((a, b) => a * b, 1));
+    const want = Array.from({ length: n }, (_, i) => {
+      let rem = i;
+      let off = 0;
+      for (let k = perm.length - 1; k >= 0; k--) {
+        const d = shape[perm[k]];
+        off += (rem % d) * inStrides[perm[k]];
+        rem = Math.floor(rem / d);
+      }
+      return values[off];
+    });
+    t.same(Array.from(fromHalfBits(await halfBitsOf(y))), want, `permute [${shape}] by [${perm}]`);
+    y.dispose();
+  }
+  const a = tensor([1, 2, 3, 4, 5, 6], [2, 3], 'f16').requireGrad();
+  const g = tidy(() => {
+    backward(sum(castTo(E.mul(permute(a, [1, 0]), tensor([1, 2, 3, 4, 5, 6], [3, 2], 'f16')), 'f32')));
+    return a.grad!;
+  });
+  t.same(Array.from(fromHalfBits(await halfBitsOf(g))), [1, 3, 5, 2, 4, 6], 'the gradient permutes back');
   t.throws(() => slice(x, [0], [1]), /slice: f16 tensors are not supported/);
   t.same(Array.from(fromHalfBits(await halfBitsOf(reshape(x, [3, 2])))), [1, 2, 3, 4, 5, 6]);
 });
