@@ -27,7 +27,7 @@ function convertRaw(x: Tensor, dtype: FloatDType): Tensor {
 /**
  * `x` as `dtype` ('f32' or 'f16'; f16 needs a device with shader-f16). To f16, values round to
  * the nearest half (ties to even on our devices), beyond the f16 range to infinity; to f32,
- * exactly. Gradient: cast back to x's type. A cast to x's own type is a view of x (no copy)
+ * exactly. Gradient: cast back to x's type (unless it already has it). A cast to x's own type is a view of x (no copy)
  * whose gradient passes through.
  */
 export function castTo(x: Tensor, dtype: FloatDType): Tensor {
@@ -35,5 +35,7 @@ export function castTo(x: Tensor, dtype: FloatDType): Tensor {
   if (dtype !== 'f32' && dtype !== 'f16') throw new Error(`castTo: dtype must be 'f32' or 'f16', got ${JSON.stringify(dtype)}`);
   const from: FloatDType = x.dtype;
   if (from === dtype) return record(share(x), 'castTo', [x], [], (g) => [g]);
-  return record(convertRaw(x, dtype), 'castTo', [x], [], (g) => [convertRaw(g, from)]);
+  // A gradient already in x's type passes through (the conv ops give f32 weight gradients for
+  // the f16 copies of f32 weights).
+  return record(convertRaw(x, dtype), 'castTo', [x], [], (g) => [g.dtype === from ? g : convertRaw(g, from)]);
 }

@@ -122,3 +122,35 @@ t.test('mixed element types are refused with a one-line error', async (t) => {
   t.throws(() => C.conv2d(xi, w16), /conv2d: expected f32, got .*i32/, 'an i32 input');
   for (const v of [x, w32, w16, b32, xi]) v.dispose();
 });
+
+t.test('an f16 copy of an f32 weight takes the conv weight gradient as it is (f32, no cast back)', async (t) => {
+  const { castTo } = await import('../engine/cast.js');
+  const { rt } = await import('../engine/runtime.js');
+  const { tidy } = await import('../engine/tensor.js');
+  const w = tensor(Array.from({ length: 4 * 3 * 3 * 3 }, (_, i) => roundF16(Math.sin(i))), [4, 3, 3, 3]).requireGrad();
+  const x = tensor(Array.from({ length: 2 * 3 * 5 * 5 }, (_, i) => roundF16(Math.cos(i))), [2, 3, 5, 5], 'f16');
+  const r = rt();
+  const kernels: string[] = [];
+  const dispatch = r.dispatch.bind(r);
+  r.dispatch = (k, ...rest) => {
+    kernels.push(k.name);
+    dispatch(k, ...rest);
+  };
+  try {
+    tidy(() => {
+      const y = C.conv2d(x, castTo(w, 'f16'), null, { padding: 1 });
+      backward(castTo(y, 'f32'), { grad: tensor(new Array(2 * 4 * 5 * 5).fill(1), [2, 4, 5, 5]) });
+    });
+  } finally {
+    r.dispatch = dispatch;
+  }
+  t.equal(w.grad?.dtype, 'f32');
+  t.equal(kernels.filter((k) => k === 'cast.convert').length, 3, 'the casts of w and y forward, of the gradient of y back: none for the weight gradient');
+  const want = await tidy(() => {
+    const ref = tensor(Array.from({ length: 4 * 3 * 3 * 3 }, (_, i) => roundF16(Math.sin(i))), [4, 3, 3, 3], 'f16').requireGrad();
+    const y = C.conv2d(x, ref, null, { padding: 1 });
+    backward(castTo(y, 'f32'), { grad: tensor(new Array(2 * 4 * 5 * 5).fill(1), [2, 4, 5, 5]) });
+    return ref.grad!;
+  }).read();
+  t.same(Array.from((await w.grad!.read()) as Float32Array), Array.from(want as Float32Array), 'the same values as the f16 weight\'s own gradient');
+});
