@@ -1,7 +1,12 @@
-// Elementwise kernels. The launcher fills in the op as a WGSL expression ({{EXPR}}) and the
-// element type T: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
-// elements per invocation: fewer invocations and wider loads). Expressions are written to be
-// valid for both (T(0.0) rather than 0.0 where a builtin needs matching types).
+// Elementwise kernels. The launcher fills in the op as a WGSL expression ({{EXPR}}), the type T
+// it computes in: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
+// elements per invocation: fewer invocations and wider loads), and the storage type S: T for
+// f32 tensors, f16 / vec4<f16> for f16 ones (the module then starts with `enable f16;`). Loads
+// widen to T and the store rounds once to S (nearest even): a single +, -, * on halves is thereby
+// the correctly rounded f16 result (f32 holds the exact product of two halves, and
+// 24 >= 2 * 11 + 2 makes the double rounding of a sum harmless), as PyTorch's half kernels,
+// which also compute in float. Expressions are written to be valid for f32 and vec4f (T(0.0)
+// rather than 0.0 where a builtin needs matching types).
 //   unary:          y = EXPR(x, s)            s: a scalar from the uniform (scale, x + s, ...)
 //   unary_grad:     dx = EXPR(g, v, s)        v: the saved input or output of the forward op
 //   binary:         y = EXPR(a, b)            a, b, y of one shape
@@ -53,111 +58,6 @@ fn bcastOffsets(i: u32, rank: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, 
 
 // @kernel unary
 alias T = {{T}};
-{{PARAMS}}
-@group(0) @binding(0) var<storage, read> X: array<T>;
-@group(0) @binding(1) var<storage, read_write> Y: array<T>;
-@group(0) @binding(2) var<uniform> p: Params;
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= p.n) { return; }
-  let x = X[i];
-  let s = p.s;
-  Y[i] = {{EXPR}};
-}
-
-// @kernel unary_grad
-alias T = {{T}};
-{{PARAMS}}
-@group(0) @binding(0) var<storage, read> G: array<T>;
-@group(0) @binding(1) var<storage, read> V: array<T>;
-@group(0) @binding(2) var<storage, read_write> Y: array<T>;
-@group(0) @binding(3) var<uniform> p: Params;
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= p.n) { return; }
-  let g = G[i];
-  let v = V[i];
-  let s = p.s;
-  Y[i] = {{EXPR}};
-}
-
-// @kernel binary
-alias T = {{T}};
-{{PARAMS}}
-@group(0) @binding(0) var<storage, read> A: array<T>;
-@group(0) @binding(1) var<storage, read> B: array<T>;
-@group(0) @binding(2) var<storage, read_write> Y: array<T>;
-@group(0) @binding(3) var<uniform> p: Params;
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= p.n) { return; }
-  let a = A[i];
-  let b = B[i];
-  Y[i] = {{EXPR}};
-}
-
-// @kernel binary_bcast
-alias T = f32;
-const PER = {{PER}}u;
-{{PARAMS}}
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i0 = (gid.x + gid.y * nwg.x * 256u) * PER;
-  if (i0 >= p.n) { return; }
-  var o = bcastOffsets(i0, {{RANK}}u, p.shape, p.sa, p.sb);
-  let last = {{RANK}}u - 1u;
-  let step = vec2u(p.sa[last / 4u][last % 4u], p.sb[last / 4u][last % 4u]);
-  let dim0 = p.shape[last / 4u][last % 4u];
-  for (var i = i0; i < min(i0 + PER, p.n); i++) {
-    let a = A[o.x];
-    let b = B[o.y];
-    Y[i] = {{EXPR}};
-    if (o.z + 1u < dim0) {
-      o = vec3u(o.xy + step, o.z + 1u);
-    } else {
-      o = bcastOffsets(i + 1u, {{RANK}}u, p.shape, p.sa, p.sb);
-    }
-  }
-}
-
-// @kernel ternary
-alias T = {{T}};
-{{PARAMS}}
-@group(0) @binding(0) var<storage, read> G: array<T>;
-@group(0) @binding(1) var<storage, read> A: array<T>;
-@group(0) @binding(2) var<storage, read> B: array<T>;
-@group(0) @binding(3) var<storage, read_write> Y: array<T>;
-@group(0) @binding(4) var<uniform> p: Params;
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= p.n) { return; }
-  let g = G[i];
-  let a = A[i];
-  let b = B[i];
-  Y[i] = {{EXPR}};
-}
-
-// @kernel unary_f16
-// f16 tensors: the same six templates with f16 storage (S: f16, or vec4<f16> four elements at a
-// time). Loads widen to f32 (T: f32 or vec4f), the expression runs in f32 exactly as in the
-// f32 kernels (preamble functions and the scalar s included), and the store rounds once to f16
-// (nearest even). A single +, -, * is thereby the correctly rounded f16 result (f32 holds the
-// exact product of two halves, and 24 >= 2 * 11 + 2 makes the double rounding of a sum
-// harmless), as PyTorch's half kernels, which also compute in float.
-alias T = {{T}};
 alias S = {{S}};
 {{PARAMS}}
 @group(0) @binding(0) var<storage, read> X: array<S>;
@@ -173,7 +73,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   Y[i] = S({{EXPR}});
 }
 
-// @kernel unary_grad_f16
+// @kernel unary_grad
 alias T = {{T}};
 alias S = {{S}};
 {{PARAMS}}
@@ -192,7 +92,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   Y[i] = S({{EXPR}});
 }
 
-// @kernel binary_f16
+// @kernel binary
 alias T = {{T}};
 alias S = {{S}};
 {{PARAMS}}
@@ -210,13 +110,14 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   Y[i] = S({{EXPR}});
 }
 
-// @kernel binary_bcast_f16
+// @kernel binary_bcast
 alias T = f32;
+alias S = {{S}};
 const PER = {{PER}}u;
 {{PARAMS}}
-@group(0) @binding(0) var<storage, read> A: array<f16>;
-@group(0) @binding(1) var<storage, read> B: array<f16>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f16>;
+@group(0) @binding(0) var<storage, read> A: array<S>;
+@group(0) @binding(1) var<storage, read> B: array<S>;
+@group(0) @binding(2) var<storage, read_write> Y: array<S>;
 @group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
@@ -228,9 +129,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let step = vec2u(p.sa[last / 4u][last % 4u], p.sb[last / 4u][last % 4u]);
   let dim0 = p.shape[last / 4u][last % 4u];
   for (var i = i0; i < min(i0 + PER, p.n); i++) {
-    let a = f32(A[o.x]);
-    let b = f32(B[o.y]);
-    Y[i] = f16({{EXPR}});
+    let a = T(A[o.x]);
+    let b = T(B[o.y]);
+    Y[i] = S({{EXPR}});
     if (o.z + 1u < dim0) {
       o = vec3u(o.xy + step, o.z + 1u);
     } else {
@@ -239,7 +140,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   }
 }
 
-// @kernel ternary_f16
+// @kernel ternary
 alias T = {{T}};
 alias S = {{S}};
 {{PARAMS}}
@@ -259,14 +160,15 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   Y[i] = S({{EXPR}});
 }
 
-// @kernel ternary_bcast_f16
+// @kernel ternary_bcast
 alias T = f32;
+alias S = {{S}};
 const PER = {{PER}}u;
 {{PARAMS}}
-@group(0) @binding(0) var<storage, read> G: array<f16>;
-@group(0) @binding(1) var<storage, read> A: array<f16>;
-@group(0) @binding(2) var<storage, read> B: array<f16>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f16>;
+@group(0) @binding(0) var<storage, read> G: array<S>;
+@group(0) @binding(1) var<storage, read> A: array<S>;
+@group(0) @binding(2) var<storage, read> B: array<S>;
+@group(0) @binding(3) var<storage, read_write> Y: array<S>;
 @group(0) @binding(4) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
@@ -278,10 +180,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let step = vec2u(p.sa[last / 4u][last % 4u], p.sb[last / 4u][last % 4u]);
   let dim0 = p.shape[last / 4u][last % 4u];
   for (var i = i0; i < min(i0 + PER, p.n); i++) {
-    let g = f32(G[i]);
-    let a = f32(A[o.x]);
-    let b = f32(B[o.y]);
-    Y[i] = f16({{EXPR}});
+    let g = T(G[i]);
+    let a = T(A[o.x]);
+    let b = T(B[o.y]);
+    Y[i] = S({{EXPR}});
     if (o.z + 1u < dim0) {
       o = vec3u(o.xy + step, o.z + 1u);
     } else {
@@ -291,30 +193,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 }
 
 // @kernel binary_unary
-// Two outputs of one pass: y = EXPR(a, b), then z = EXPR2(x) of x = y (a residual add and the
-// ReLU after it: addRelu in engine/elementwise.ts). Each output is what the op alone gives.
-alias T = {{T}};
-{{PARAMS}}
-@group(0) @binding(0) var<storage, read> A: array<T>;
-@group(0) @binding(1) var<storage, read> B: array<T>;
-@group(0) @binding(2) var<storage, read_write> Y: array<T>;
-@group(0) @binding(3) var<storage, read_write> Z: array<T>;
-@group(0) @binding(4) var<uniform> p: Params;
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= p.n) { return; }
-  let a = A[i];
-  let b = B[i];
-  let x = {{EXPR}};
-  Y[i] = x;
-  Z[i] = {{EXPR2}};
-}
-
-// @kernel binary_unary_f16
-// binary_unary on f16 storage: z is computed from y as stored (rounded to f16), as the second
-// op alone would load it.
+// Two outputs of one pass: y = EXPR(a, b), then z = EXPR2(x) of x = y as stored (a residual add
+// and the ReLU after it: addRelu in engine/elementwise.ts). Each output is what the op alone
+// gives (with f16 storage, z is computed from y rounded to f16, as the second op would load it).
 alias T = {{T}};
 alias S = {{S}};
 {{PARAMS}}
@@ -334,35 +215,4 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   Y[i] = y;
   let x = T(y);
   Z[i] = S({{EXPR2}});
-}
-
-// @kernel ternary_bcast
-alias T = f32;
-const PER = {{PER}}u;
-{{PARAMS}}
-@group(0) @binding(0) var<storage, read> G: array<f32>;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i0 = (gid.x + gid.y * nwg.x * 256u) * PER;
-  if (i0 >= p.n) { return; }
-  var o = bcastOffsets(i0, {{RANK}}u, p.shape, p.sa, p.sb);
-  let last = {{RANK}}u - 1u;
-  let step = vec2u(p.sa[last / 4u][last % 4u], p.sb[last / 4u][last % 4u]);
-  let dim0 = p.shape[last / 4u][last % 4u];
-  for (var i = i0; i < min(i0 + PER, p.n); i++) {
-    let g = G[i];
-    let a = A[o.x];
-    let b = B[o.y];
-    Y[i] = {{EXPR}};
-    if (o.z + 1u < dim0) {
-      o = vec3u(o.xy + step, o.z + 1u);
-    } else {
-      o = bcastOffsets(i + 1u, {{RANK}}u, p.shape, p.sa, p.sb);
-    }
-  }
 }

@@ -1,8 +1,13 @@
 // ==== elementwise.unary
-// Elementwise kernels. The launcher fills in the op as a WGSL expression (max(x, T(0.0))) and the
-// element type T: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
-// elements per invocation: fewer invocations and wider loads). Expressions are written to be
-// valid for both (T(0.0) rather than 0.0 where a builtin needs matching types).
+// Elementwise kernels. The launcher fills in the op as a WGSL expression (max(x, T(0.0))), the type T
+// it computes in: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
+// elements per invocation: fewer invocations and wider loads), and the storage type S: T for
+// f32 tensors, f16 / vec4<f16> for f16 ones (the module then starts with `enable f16;`). Loads
+// widen to T and the store rounds once to S (nearest even): a single +, -, * on halves is thereby
+// the correctly rounded f16 result (f32 holds the exact product of two halves, and
+// 24 >= 2 * 11 + 2 makes the double rounding of a sum harmless), as PyTorch's half kernels,
+// which also compute in float. Expressions are written to be valid for f32 and vec4f (T(0.0)
+// rather than 0.0 where a builtin needs matching types).
 //   unary:          y = EXPR(x, s)            s: a scalar from the uniform (scale, x + s, ...)
 //   unary_grad:     dx = EXPR(g, v, s)        v: the saved input or output of the forward op
 //   binary:         y = EXPR(a, b)            a, b, y of one shape
@@ -54,26 +59,32 @@ fn bcastOffsets(i: u32, rank: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, 
 
 
 alias T = vec4f;
+alias S = vec4f;
 struct Params { n: u32, s: f32 }
-@group(0) @binding(0) var<storage, read> X: array<T>;
-@group(0) @binding(1) var<storage, read_write> Y: array<T>;
+@group(0) @binding(0) var<storage, read> X: array<S>;
+@group(0) @binding(1) var<storage, read_write> Y: array<S>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.n) { return; }
-  let x = X[i];
+  let x = T(X[i]);
   let s = p.s;
-  Y[i] = max(x, T(0.0));
+  Y[i] = S(max(x, T(0.0)));
 }
 
 
 // ==== elementwise.binary_bcast
-// Elementwise kernels. The launcher fills in the op as a WGSL expression (a * b) and the
-// element type T: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
-// elements per invocation: fewer invocations and wider loads). Expressions are written to be
-// valid for both (T(0.0) rather than 0.0 where a builtin needs matching types).
+// Elementwise kernels. The launcher fills in the op as a WGSL expression (a * b), the type T
+// it computes in: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
+// elements per invocation: fewer invocations and wider loads), and the storage type S: T for
+// f32 tensors, f16 / vec4<f16> for f16 ones (the module then starts with `enable f16;`). Loads
+// widen to T and the store rounds once to S (nearest even): a single +, -, * on halves is thereby
+// the correctly rounded f16 result (f32 holds the exact product of two halves, and
+// 24 >= 2 * 11 + 2 makes the double rounding of a sum harmless), as PyTorch's half kernels,
+// which also compute in float. Expressions are written to be valid for f32 and vec4f (T(0.0)
+// rather than 0.0 where a builtin needs matching types).
 //   unary:          y = EXPR(x, s)            s: a scalar from the uniform (scale, x + s, ...)
 //   unary_grad:     dx = EXPR(g, v, s)        v: the saved input or output of the forward op
 //   binary:         y = EXPR(a, b)            a, b, y of one shape
@@ -125,11 +136,12 @@ fn bcastOffsets(i: u32, rank: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, 
 
 
 alias T = f32;
+alias S = f32;
 const PER = 16u;
 struct Params { n: u32, _p0: u32, _p1: u32, _p2: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(0) var<storage, read> A: array<S>;
+@group(0) @binding(1) var<storage, read> B: array<S>;
+@group(0) @binding(2) var<storage, read_write> Y: array<S>;
 @group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
@@ -141,9 +153,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let step = vec2u(p.sa[last / 4u][last % 4u], p.sb[last / 4u][last % 4u]);
   let dim0 = p.shape[last / 4u][last % 4u];
   for (var i = i0; i < min(i0 + PER, p.n); i++) {
-    let a = A[o.x];
-    let b = B[o.y];
-    Y[i] = a * b;
+    let a = T(A[o.x]);
+    let b = T(B[o.y]);
+    Y[i] = S(a * b);
     if (o.z + 1u < dim0) {
       o = vec3u(o.xy + step, o.z + 1u);
     } else {
@@ -154,10 +166,15 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 
 // ==== elementwise.binary_bcast
-// Elementwise kernels. The launcher fills in the op as a WGSL expression (a / b) and the
-// element type T: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
-// elements per invocation: fewer invocations and wider loads). Expressions are written to be
-// valid for both (T(0.0) rather than 0.0 where a builtin needs matching types).
+// Elementwise kernels. The launcher fills in the op as a WGSL expression (a / b), the type T
+// it computes in: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
+// elements per invocation: fewer invocations and wider loads), and the storage type S: T for
+// f32 tensors, f16 / vec4<f16> for f16 ones (the module then starts with `enable f16;`). Loads
+// widen to T and the store rounds once to S (nearest even): a single +, -, * on halves is thereby
+// the correctly rounded f16 result (f32 holds the exact product of two halves, and
+// 24 >= 2 * 11 + 2 makes the double rounding of a sum harmless), as PyTorch's half kernels,
+// which also compute in float. Expressions are written to be valid for f32 and vec4f (T(0.0)
+// rather than 0.0 where a builtin needs matching types).
 //   unary:          y = EXPR(x, s)            s: a scalar from the uniform (scale, x + s, ...)
 //   unary_grad:     dx = EXPR(g, v, s)        v: the saved input or output of the forward op
 //   binary:         y = EXPR(a, b)            a, b, y of one shape
@@ -209,11 +226,12 @@ fn bcastOffsets(i: u32, rank: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, 
 
 
 alias T = f32;
+alias S = f32;
 const PER = 16u;
 struct Params { n: u32, _p0: u32, _p1: u32, _p2: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(0) var<storage, read> A: array<S>;
+@group(0) @binding(1) var<storage, read> B: array<S>;
+@group(0) @binding(2) var<storage, read_write> Y: array<S>;
 @group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
@@ -225,9 +243,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let step = vec2u(p.sa[last / 4u][last % 4u], p.sb[last / 4u][last % 4u]);
   let dim0 = p.shape[last / 4u][last % 4u];
   for (var i = i0; i < min(i0 + PER, p.n); i++) {
-    let a = A[o.x];
-    let b = B[o.y];
-    Y[i] = a / b;
+    let a = T(A[o.x]);
+    let b = T(B[o.y]);
+    Y[i] = S(a / b);
     if (o.z + 1u < dim0) {
       o = vec3u(o.xy + step, o.z + 1u);
     } else {
@@ -238,10 +256,15 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 
 // ==== elementwise.unary
-// Elementwise kernels. The launcher fills in the op as a WGSL expression (tanh_(x)) and the
-// element type T: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
-// elements per invocation: fewer invocations and wider loads). Expressions are written to be
-// valid for both (T(0.0) rather than 0.0 where a builtin needs matching types).
+// Elementwise kernels. The launcher fills in the op as a WGSL expression (tanh_(x)), the type T
+// it computes in: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
+// elements per invocation: fewer invocations and wider loads), and the storage type S: T for
+// f32 tensors, f16 / vec4<f16> for f16 ones (the module then starts with `enable f16;`). Loads
+// widen to T and the store rounds once to S (nearest even): a single +, -, * on halves is thereby
+// the correctly rounded f16 result (f32 holds the exact product of two halves, and
+// 24 >= 2 * 11 + 2 makes the double rounding of a sum harmless), as PyTorch's half kernels,
+// which also compute in float. Expressions are written to be valid for f32 and vec4f (T(0.0)
+// rather than 0.0 where a builtin needs matching types).
 //   unary:          y = EXPR(x, s)            s: a scalar from the uniform (scale, x + s, ...)
 //   unary_grad:     dx = EXPR(g, v, s)        v: the saved input or output of the forward op
 //   binary:         y = EXPR(a, b)            a, b, y of one shape
@@ -293,26 +316,32 @@ fn bcastOffsets(i: u32, rank: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, 
 
 
 alias T = vec4f;
+alias S = vec4f;
 struct Params { n: u32, s: f32 }
-@group(0) @binding(0) var<storage, read> X: array<T>;
-@group(0) @binding(1) var<storage, read_write> Y: array<T>;
+@group(0) @binding(0) var<storage, read> X: array<S>;
+@group(0) @binding(1) var<storage, read_write> Y: array<S>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.n) { return; }
-  let x = X[i];
+  let x = T(X[i]);
   let s = p.s;
-  Y[i] = tanh_(x);
+  Y[i] = S(tanh_(x));
 }
 
 
 // ==== elementwise.unary
-// Elementwise kernels. The launcher fills in the op as a WGSL expression (x * s) and the
-// element type T: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
-// elements per invocation: fewer invocations and wider loads). Expressions are written to be
-// valid for both (T(0.0) rather than 0.0 where a builtin needs matching types).
+// Elementwise kernels. The launcher fills in the op as a WGSL expression (x * s), the type T
+// it computes in: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
+// elements per invocation: fewer invocations and wider loads), and the storage type S: T for
+// f32 tensors, f16 / vec4<f16> for f16 ones (the module then starts with `enable f16;`). Loads
+// widen to T and the store rounds once to S (nearest even): a single +, -, * on halves is thereby
+// the correctly rounded f16 result (f32 holds the exact product of two halves, and
+// 24 >= 2 * 11 + 2 makes the double rounding of a sum harmless), as PyTorch's half kernels,
+// which also compute in float. Expressions are written to be valid for f32 and vec4f (T(0.0)
+// rather than 0.0 where a builtin needs matching types).
 //   unary:          y = EXPR(x, s)            s: a scalar from the uniform (scale, x + s, ...)
 //   unary_grad:     dx = EXPR(g, v, s)        v: the saved input or output of the forward op
 //   binary:         y = EXPR(a, b)            a, b, y of one shape
@@ -364,26 +393,32 @@ fn bcastOffsets(i: u32, rank: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, 
 
 
 alias T = vec4f;
+alias S = vec4f;
 struct Params { n: u32, s: f32 }
-@group(0) @binding(0) var<storage, read> X: array<T>;
-@group(0) @binding(1) var<storage, read_write> Y: array<T>;
+@group(0) @binding(0) var<storage, read> X: array<S>;
+@group(0) @binding(1) var<storage, read_write> Y: array<S>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.n) { return; }
-  let x = X[i];
+  let x = T(X[i]);
   let s = p.s;
-  Y[i] = x * s;
+  Y[i] = S(x * s);
 }
 
 
 // ==== elementwise.binary
-// Elementwise kernels. The launcher fills in the op as a WGSL expression (a + b) and the
-// element type T: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
-// elements per invocation: fewer invocations and wider loads). Expressions are written to be
-// valid for both (T(0.0) rather than 0.0 where a builtin needs matching types).
+// Elementwise kernels. The launcher fills in the op as a WGSL expression (a + b), the type T
+// it computes in: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
+// elements per invocation: fewer invocations and wider loads), and the storage type S: T for
+// f32 tensors, f16 / vec4<f16> for f16 ones (the module then starts with `enable f16;`). Loads
+// widen to T and the store rounds once to S (nearest even): a single +, -, * on halves is thereby
+// the correctly rounded f16 result (f32 holds the exact product of two halves, and
+// 24 >= 2 * 11 + 2 makes the double rounding of a sum harmless), as PyTorch's half kernels,
+// which also compute in float. Expressions are written to be valid for f32 and vec4f (T(0.0)
+// rather than 0.0 where a builtin needs matching types).
 //   unary:          y = EXPR(x, s)            s: a scalar from the uniform (scale, x + s, ...)
 //   unary_grad:     dx = EXPR(g, v, s)        v: the saved input or output of the forward op
 //   binary:         y = EXPR(a, b)            a, b, y of one shape
@@ -435,19 +470,20 @@ fn bcastOffsets(i: u32, rank: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, 
 
 
 alias T = vec4f;
+alias S = vec4f;
 struct Params { n: u32, s: f32 }
-@group(0) @binding(0) var<storage, read> A: array<T>;
-@group(0) @binding(1) var<storage, read> B: array<T>;
-@group(0) @binding(2) var<storage, read_write> Y: array<T>;
+@group(0) @binding(0) var<storage, read> A: array<S>;
+@group(0) @binding(1) var<storage, read> B: array<S>;
+@group(0) @binding(2) var<storage, read_write> Y: array<S>;
 @group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.n) { return; }
-  let a = A[i];
-  let b = B[i];
-  Y[i] = a + b;
+  let a = T(A[i]);
+  let b = T(B[i]);
+  Y[i] = S(a + b);
 }
 
 
@@ -568,10 +604,15 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 
 // ==== elementwise.unary_grad
-// Elementwise kernels. The launcher fills in the op as a WGSL expression (g * (1.0 - v * v)) and the
-// element type T: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
-// elements per invocation: fewer invocations and wider loads). Expressions are written to be
-// valid for both (T(0.0) rather than 0.0 where a builtin needs matching types).
+// Elementwise kernels. The launcher fills in the op as a WGSL expression (g * (1.0 - v * v)), the type T
+// it computes in: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
+// elements per invocation: fewer invocations and wider loads), and the storage type S: T for
+// f32 tensors, f16 / vec4<f16> for f16 ones (the module then starts with `enable f16;`). Loads
+// widen to T and the store rounds once to S (nearest even): a single +, -, * on halves is thereby
+// the correctly rounded f16 result (f32 holds the exact product of two halves, and
+// 24 >= 2 * 11 + 2 makes the double rounding of a sum harmless), as PyTorch's half kernels,
+// which also compute in float. Expressions are written to be valid for f32 and vec4f (T(0.0)
+// rather than 0.0 where a builtin needs matching types).
 //   unary:          y = EXPR(x, s)            s: a scalar from the uniform (scale, x + s, ...)
 //   unary_grad:     dx = EXPR(g, v, s)        v: the saved input or output of the forward op
 //   binary:         y = EXPR(a, b)            a, b, y of one shape
@@ -623,28 +664,34 @@ fn bcastOffsets(i: u32, rank: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, 
 
 
 alias T = vec4f;
+alias S = vec4f;
 struct Params { n: u32, s: f32 }
-@group(0) @binding(0) var<storage, read> G: array<T>;
-@group(0) @binding(1) var<storage, read> V: array<T>;
-@group(0) @binding(2) var<storage, read_write> Y: array<T>;
+@group(0) @binding(0) var<storage, read> G: array<S>;
+@group(0) @binding(1) var<storage, read> V: array<S>;
+@group(0) @binding(2) var<storage, read_write> Y: array<S>;
 @group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.n) { return; }
-  let g = G[i];
-  let v = V[i];
+  let g = T(G[i]);
+  let v = T(V[i]);
   let s = p.s;
-  Y[i] = g * (1.0 - v * v);
+  Y[i] = S(g * (1.0 - v * v));
 }
 
 
 // ==== elementwise.ternary_bcast
-// Elementwise kernels. The launcher fills in the op as a WGSL expression (-(g * (a / b)) / b) and the
-// element type T: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
-// elements per invocation: fewer invocations and wider loads). Expressions are written to be
-// valid for both (T(0.0) rather than 0.0 where a builtin needs matching types).
+// Elementwise kernels. The launcher fills in the op as a WGSL expression (-(g * (a / b)) / b), the type T
+// it computes in: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
+// elements per invocation: fewer invocations and wider loads), and the storage type S: T for
+// f32 tensors, f16 / vec4<f16> for f16 ones (the module then starts with `enable f16;`). Loads
+// widen to T and the store rounds once to S (nearest even): a single +, -, * on halves is thereby
+// the correctly rounded f16 result (f32 holds the exact product of two halves, and
+// 24 >= 2 * 11 + 2 makes the double rounding of a sum harmless), as PyTorch's half kernels,
+// which also compute in float. Expressions are written to be valid for f32 and vec4f (T(0.0)
+// rather than 0.0 where a builtin needs matching types).
 //   unary:          y = EXPR(x, s)            s: a scalar from the uniform (scale, x + s, ...)
 //   unary_grad:     dx = EXPR(g, v, s)        v: the saved input or output of the forward op
 //   binary:         y = EXPR(a, b)            a, b, y of one shape
@@ -696,12 +743,13 @@ fn bcastOffsets(i: u32, rank: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, 
 
 
 alias T = f32;
+alias S = f32;
 const PER = 16u;
 struct Params { n: u32, _p0: u32, _p1: u32, _p2: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
-@group(0) @binding(0) var<storage, read> G: array<f32>;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(0) var<storage, read> G: array<S>;
+@group(0) @binding(1) var<storage, read> A: array<S>;
+@group(0) @binding(2) var<storage, read> B: array<S>;
+@group(0) @binding(3) var<storage, read_write> Y: array<S>;
 @group(0) @binding(4) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
@@ -713,10 +761,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let step = vec2u(p.sa[last / 4u][last % 4u], p.sb[last / 4u][last % 4u]);
   let dim0 = p.shape[last / 4u][last % 4u];
   for (var i = i0; i < min(i0 + PER, p.n); i++) {
-    let g = G[i];
-    let a = A[o.x];
-    let b = B[o.y];
-    Y[i] = -(g * (a / b)) / b;
+    let g = T(G[i]);
+    let a = T(A[o.x]);
+    let b = T(B[o.y]);
+    Y[i] = S(-(g * (a / b)) / b);
     if (o.z + 1u < dim0) {
       o = vec3u(o.xy + step, o.z + 1u);
     } else {
@@ -725,11 +773,17 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   }
 }
 
+
 // ==== elementwise.binary
-// Elementwise kernels. The launcher fills in the op as a WGSL expression (a * b) and the
-// element type T: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
-// elements per invocation: fewer invocations and wider loads). Expressions are written to be
-// valid for both (T(0.0) rather than 0.0 where a builtin needs matching types).
+// Elementwise kernels. The launcher fills in the op as a WGSL expression (a * b), the type T
+// it computes in: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
+// elements per invocation: fewer invocations and wider loads), and the storage type S: T for
+// f32 tensors, f16 / vec4<f16> for f16 ones (the module then starts with `enable f16;`). Loads
+// widen to T and the store rounds once to S (nearest even): a single +, -, * on halves is thereby
+// the correctly rounded f16 result (f32 holds the exact product of two halves, and
+// 24 >= 2 * 11 + 2 makes the double rounding of a sum harmless), as PyTorch's half kernels,
+// which also compute in float. Expressions are written to be valid for f32 and vec4f (T(0.0)
+// rather than 0.0 where a builtin needs matching types).
 //   unary:          y = EXPR(x, s)            s: a scalar from the uniform (scale, x + s, ...)
 //   unary_grad:     dx = EXPR(g, v, s)        v: the saved input or output of the forward op
 //   binary:         y = EXPR(a, b)            a, b, y of one shape
@@ -781,27 +835,33 @@ fn bcastOffsets(i: u32, rank: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, 
 
 
 alias T = vec4f;
+alias S = vec4f;
 struct Params { n: u32, s: f32 }
-@group(0) @binding(0) var<storage, read> A: array<T>;
-@group(0) @binding(1) var<storage, read> B: array<T>;
-@group(0) @binding(2) var<storage, read_write> Y: array<T>;
+@group(0) @binding(0) var<storage, read> A: array<S>;
+@group(0) @binding(1) var<storage, read> B: array<S>;
+@group(0) @binding(2) var<storage, read_write> Y: array<S>;
 @group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.n) { return; }
-  let a = A[i];
-  let b = B[i];
-  Y[i] = a * b;
+  let a = T(A[i]);
+  let b = T(B[i]);
+  Y[i] = S(a * b);
 }
 
 
 // ==== elementwise.unary_grad
-// Elementwise kernels. The launcher fills in the op as a WGSL expression (select(T(0.0), g, v > T(0.0))) and the
-// element type T: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
-// elements per invocation: fewer invocations and wider loads). Expressions are written to be
-// valid for both (T(0.0) rather than 0.0 where a builtin needs matching types).
+// Elementwise kernels. The launcher fills in the op as a WGSL expression (select(T(0.0), g, v > T(0.0))), the type T
+// it computes in: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
+// elements per invocation: fewer invocations and wider loads), and the storage type S: T for
+// f32 tensors, f16 / vec4<f16> for f16 ones (the module then starts with `enable f16;`). Loads
+// widen to T and the store rounds once to S (nearest even): a single +, -, * on halves is thereby
+// the correctly rounded f16 result (f32 holds the exact product of two halves, and
+// 24 >= 2 * 11 + 2 makes the double rounding of a sum harmless), as PyTorch's half kernels,
+// which also compute in float. Expressions are written to be valid for f32 and vec4f (T(0.0)
+// rather than 0.0 where a builtin needs matching types).
 //   unary:          y = EXPR(x, s)            s: a scalar from the uniform (scale, x + s, ...)
 //   unary_grad:     dx = EXPR(g, v, s)        v: the saved input or output of the forward op
 //   binary:         y = EXPR(a, b)            a, b, y of one shape
@@ -853,28 +913,34 @@ fn bcastOffsets(i: u32, rank: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, 
 
 
 alias T = vec4f;
+alias S = vec4f;
 struct Params { n: u32, s: f32 }
-@group(0) @binding(0) var<storage, read> G: array<T>;
-@group(0) @binding(1) var<storage, read> V: array<T>;
-@group(0) @binding(2) var<storage, read_write> Y: array<T>;
+@group(0) @binding(0) var<storage, read> G: array<S>;
+@group(0) @binding(1) var<storage, read> V: array<S>;
+@group(0) @binding(2) var<storage, read_write> Y: array<S>;
 @group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.n) { return; }
-  let g = G[i];
-  let v = V[i];
+  let g = T(G[i]);
+  let v = T(V[i]);
   let s = p.s;
-  Y[i] = select(T(0.0), g, v > T(0.0));
+  Y[i] = S(select(T(0.0), g, v > T(0.0)));
 }
 
 
 // ==== elementwise.binary
-// Elementwise kernels. The launcher fills in the op as a WGSL expression (max(a, b)) and the
-// element type T: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
-// elements per invocation: fewer invocations and wider loads). Expressions are written to be
-// valid for both (T(0.0) rather than 0.0 where a builtin needs matching types).
+// Elementwise kernels. The launcher fills in the op as a WGSL expression (max(a, b)), the type T
+// it computes in: f32, or vec4f when a same-shape op's element count is a multiple of 4 (four
+// elements per invocation: fewer invocations and wider loads), and the storage type S: T for
+// f32 tensors, f16 / vec4<f16> for f16 ones (the module then starts with `enable f16;`). Loads
+// widen to T and the store rounds once to S (nearest even): a single +, -, * on halves is thereby
+// the correctly rounded f16 result (f32 holds the exact product of two halves, and
+// 24 >= 2 * 11 + 2 makes the double rounding of a sum harmless), as PyTorch's half kernels,
+// which also compute in float. Expressions are written to be valid for f32 and vec4f (T(0.0)
+// rather than 0.0 where a builtin needs matching types).
 //   unary:          y = EXPR(x, s)            s: a scalar from the uniform (scale, x + s, ...)
 //   unary_grad:     dx = EXPR(g, v, s)        v: the saved input or output of the forward op
 //   binary:         y = EXPR(a, b)            a, b, y of one shape
@@ -926,18 +992,19 @@ fn bcastOffsets(i: u32, rank: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, 
 
 
 alias T = vec4f;
+alias S = vec4f;
 struct Params { n: u32, s: f32 }
-@group(0) @binding(0) var<storage, read> A: array<T>;
-@group(0) @binding(1) var<storage, read> B: array<T>;
-@group(0) @binding(2) var<storage, read_write> Y: array<T>;
+@group(0) @binding(0) var<storage, read> A: array<S>;
+@group(0) @binding(1) var<storage, read> B: array<S>;
+@group(0) @binding(2) var<storage, read_write> Y: array<S>;
 @group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.n) { return; }
-  let a = A[i];
-  let b = B[i];
-  Y[i] = max(a, b);
+  let a = T(A[i]);
+  let b = T(B[i]);
+  Y[i] = S(max(a, b));
 }
 
