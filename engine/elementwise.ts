@@ -9,10 +9,10 @@
 // (each section is templated on its storage type), and the sums of broadcast gradients
 // accumulate in f32 (reduce.ts).
 import { record, registerGradAdd } from './autograd.js';
-import { f16Kernel } from './float_kernel.js';
+import { floatKernel } from './float_kernel.js';
 import { flags } from './flags.js';
-import { type ParamBlock, type Spec, dimWords, paramBlock, shaderKernel } from './kernel.js';
-import { type Kernel, grid1d, rt } from './runtime.js';
+import { dimWords, paramBlock } from './kernel.js';
+import { grid1d, rt } from './runtime.js';
 import { type FloatDType, Tensor, empty, full } from './tensor.js';
 import { broadcastLayout, broadcastPerInvocation, broadcastShapes, sumToShape } from './reduce.js';
 
@@ -50,11 +50,6 @@ function mapRaw(section: 'unary' | 'unary_grad' | 'binary' | 'ternary', expr: st
   return y;
 }
 
-/** A section of shaders/elementwise.wgsl, whose storage type S is f32 or f16 (then with f16 enabled). */
-function elementwiseKernel(section: string, dtype: FloatDType, values: Spec, params: ParamBlock<any>): Kernel {
-  return dtype === 'f32' ? shaderKernel('elementwise', section, values, params) : f16Kernel('elementwise', section, values, params);
-}
-
 /** Launches a same-shape section over `inputs` into `outputs` (non-empty, of one size). */
 function mapDispatch(section: string, exprs: Record<string, string>, inputs: Tensor[], outputs: Tensor[], dtype: FloatDType, s: number): void {
   const size = outputs[0].size;
@@ -64,7 +59,7 @@ function mapDispatch(section: string, exprs: Record<string, string>, inputs: Ten
   const T = w === 4 ? 'vec4f' : 'f32';
   // S is the storage type, T the type the expression computes in
   const S = dtype === 'f32' ? T : w === 4 ? 'vec4<f16>' : 'f16';
-  const k = elementwiseKernel(section, dtype, { T, S, ...exprs }, MAP_PARAMS);
+  const k = floatKernel('elementwise', section, dtype, { T, S, ...exprs }, MAP_PARAMS);
   rt().dispatch(k, [...inputs, ...outputs].map((t) => t.buffer), MAP_PARAMS.pack({ n: items, s }), grid1d(Math.ceil(items / 256)));
 }
 
@@ -77,7 +72,7 @@ function bcastRaw(op: string, expr: string, g: Tensor | null, a: Tensor, aShape:
   const u = BCAST_PARAMS.pack({ n: y.size, shape: dimWords(layout.shape), sa: dimWords(layout.strides[0]), sb: dimWords(layout.strides[1]) });
   const section = g ? 'ternary_bcast' : 'binary_bcast';
   const per = broadcastPerInvocation(rt().caps);
-  const k = elementwiseKernel(section, dtype, { RANK: layout.shape.length, PER: per, S: dtype, EXPR: expr }, BCAST_PARAMS);
+  const k = floatKernel('elementwise', section, dtype, { RANK: layout.shape.length, PER: per, S: dtype, EXPR: expr }, BCAST_PARAMS);
   const buffers = [...(g ? [g.buffer] : []), a.buffer, b.buffer, y.buffer];
   rt().dispatch(k, buffers, u, grid1d(Math.ceil(y.size / (256 * per))));
   return y;

@@ -8,7 +8,7 @@
 // axis and a 4M-element sum is four cheap passes. The order of additions is fixed: results are
 // deterministic, and the error grows like a tree's (~log n), not a single running sum's (~n).
 // sum, mean, expand and sumToShape also take f16 tensors and return f16: their sums add in f32
-// and round once, at the last pass (the *_f16 kernels).
+// and round once, at the last pass (sections templated on their storage types).
 import { record } from './autograd.js';
 import type { Capabilities } from './device.js';
 import { floatKernel } from './float_kernel.js';
@@ -122,7 +122,7 @@ function broadcastRaw(op: string, x: Tensor, xShape: readonly number[], shape: r
   const layout = broadcastLayout(op, shape, [xShape]);
   const u = BROADCAST_PARAMS.pack({ n: y.size, scale, shape: dimWords(layout.shape), sx: dimWords(layout.strides[0]) });
   const per = broadcastPerInvocation(rt().caps);
-  const k = floatKernel('reduce', 'broadcast', dtype, { RANK: layout.shape.length, PER: per }, BROADCAST_PARAMS);
+  const k = floatKernel('reduce', 'broadcast', dtype, { RANK: layout.shape.length, PER: per, S: dtype }, BROADCAST_PARAMS);
   rt().dispatch(k, [x.buffer, y.buffer], u, grid1d(Math.ceil(y.size / (256 * per))));
   return y;
 }
@@ -178,9 +178,7 @@ function sumPass(src: Tensor, outer: number, len: number, inner: number, scale: 
   const n = outer * chunks * inner;
   const t = empty([n], out);
   const u = SUM_COLS_PARAMS.pack({ outer, len, inner, chunks, scale });
-  const k = src.dtype === 'f32' && out === 'f32'
-    ? shaderKernel('reduce', 'sum_cols', {}, SUM_COLS_PARAMS)
-    : floatKernel('reduce', 'sum_cols', 'f16', { IN: src.dtype, OUT: out }, SUM_COLS_PARAMS);
+  const k = floatKernel('reduce', 'sum_cols', src.dtype === 'f32' && out === 'f32' ? 'f32' : 'f16', { IN: src.dtype, OUT: out }, SUM_COLS_PARAMS);
   rt().dispatch(k, [src.buffer, t.buffer], u, grid1d(Math.ceil(n / 256)));
   return { t, len: chunks };
 }

@@ -5,9 +5,9 @@
 // Launches shaders/shape.wgsl. Kernels move 32-bit words, so all ops work on every 32-bit
 // dtype; f16 tensors are refused (reshape and flatten, views, take them).
 import { record } from './autograd.js';
-import { type ParamBlock, dimWords, kernel, paramBlock, shaderKernel } from './kernel.js';
-import { type Kernel, grid1d, rt } from './runtime.js';
-import { wgslKernel } from './shaders.js';
+import { floatKernel } from './float_kernel.js';
+import { type ParamBlock, dimWords, paramBlock, shaderKernel } from './kernel.js';
+import { grid1d, rt } from './runtime.js';
 import { type Tensor, empty, share, shapeSize, zeros } from './tensor.js';
 
 /** Most dims a strided kernel handles (after merging contiguous dims). */
@@ -109,14 +109,9 @@ function strided(
   const params = STRIDED_PARAMS.pack({ n, rank: c.shape.length, base, shape: dimWords(c.shape), stride: dimWords(st) });
   const k =
     which === 'scatter' ? shaderKernel('shape', 'scatter', { RANK: c.shape.length }, STRIDED_PARAMS)
-    : src.dtype === 'f16' ? f16Copy(c.shape.length)
+    : src.dtype === 'f16' ? floatKernel('shape', 'copy', 'f16', { RANK: c.shape.length, ELEM: 'f16' }, STRIDED_PARAMS)
     : shaderKernel('shape', 'copy', { RANK: c.shape.length, ELEM: 'u32' }, STRIDED_PARAMS);
   rt().dispatch(k, [src.buffer, out.buffer], params, grid1d(Math.ceil(n / 256)));
-}
-
-/** The strided copy over f16 elements (permute of an f16 tensor). */
-function f16Copy(rank: number): Kernel {
-  return kernel('shape.copy_f16', { RANK: rank }, (v) => `enable f16;\n${wgslKernel('shape', 'copy', { ...(v as Record<string, string | number>), ELEM: 'f16', PARAMS: STRIDED_PARAMS.wgsl })}`);
 }
 
 /**

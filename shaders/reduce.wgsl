@@ -12,10 +12,12 @@
 // @kernel sum_cols
 // Invocation c of a column takes rows c, c + chunks, c + 2 chunks, ...: neighbouring
 // invocations read neighbouring words even when inner == 1 (coalesced on a GPU, vector loads
-// on a CPU), and each adds at most ~64 values.
+// on a CPU), and each adds at most ~64 values. IN and OUT: f32, or f16 for an f16 sum (the
+// additions stay f32; an f16 result is rounded once, when the last pass writes it, and the
+// earlier passes of a long f16 sum read f16 and write f32 partial sums).
 {{PARAMS}}
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(0) var<storage, read> X: array<{{IN}}>;
+@group(0) @binding(1) var<storage, read_write> Y: array<{{OUT}}>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
@@ -32,12 +34,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   var acc1 = 0.0;
   var r = c;
   for (; r + p.chunks < p.len; r += 2u * p.chunks) {
-    acc0 += X[off];
-    acc1 += X[off + stride];
+    acc0 += f32(X[off]);
+    acc1 += f32(X[off + stride]);
     off += 2u * stride;
   }
-  if (r < p.len) { acc0 += X[off]; }
-  Y[i] = (acc0 + acc1) * p.scale;
+  if (r < p.len) { acc0 += f32(X[off]); }
+  Y[i] = {{OUT}}((acc0 + acc1) * p.scale);
 }
 
 // @kernel arg_cols
@@ -98,84 +100,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   Y[i] = select(0.0, G[j], IDX[j] == t % p.len);
 }
 
-// @kernel sum_cols_f16
-// sum_cols where the input (IN) or the output (OUT) is f16: the additions are f32 as in
-// sum_cols, and an f16 result is rounded once, when the last pass writes it (the earlier
-// passes of a long f16 sum read f16 and write f32 partial sums).
-{{PARAMS}}
-@group(0) @binding(0) var<storage, read> X: array<{{IN}}>;
-@group(0) @binding(1) var<storage, read_write> Y: array<{{OUT}}>;
-@group(0) @binding(2) var<uniform> p: Params;
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= p.outer * p.chunks * p.inner) { return; }
-  let k = i % p.inner;
-  let t = i / p.inner;
-  let c = t % p.chunks;
-  var off = ((t / p.chunks) * p.len + c) * p.inner + k;
-  let stride = p.chunks * p.inner;
-  var acc0 = 0.0;
-  var acc1 = 0.0;
-  var r = c;
-  for (; r + p.chunks < p.len; r += 2u * p.chunks) {
-    acc0 += f32(X[off]);
-    acc1 += f32(X[off + stride]);
-    off += 2u * stride;
-  }
-  if (r < p.len) { acc0 += f32(X[off]); }
-  Y[i] = {{OUT}}((acc0 + acc1) * p.scale);
-}
-
-// @kernel broadcast_f16
-// broadcast for f16 tensors: y = x[strided offset] * scale, the product in f32 and rounded once.
-{{PARAMS}}
-@group(0) @binding(0) var<storage, read> X: array<f16>;
-@group(0) @binding(1) var<storage, read_write> Y: array<f16>;
-@group(0) @binding(2) var<uniform> p: Params;
-
-fn offsetOf(i: u32) -> vec2u {
-  var rem = i;
-  var off = 0u;
-  var c0 = 0u;
-  for (var d = {{RANK}}u; d > 0u; d--) {
-    let k = d - 1u;
-    let dim = p.shape[k / 4u][k % 4u];
-    let c = rem % dim;
-    if (d == {{RANK}}u) { c0 = c; }
-    off += c * p.sx[k / 4u][k % 4u];
-    rem = rem / dim;
-  }
-  return vec2u(off, c0);
-}
-
-const PER = {{PER}}u;
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i0 = (gid.x + gid.y * nwg.x * 256u) * PER;
-  if (i0 >= p.n) { return; }
-  var o = offsetOf(i0);
-  let last = {{RANK}}u - 1u;
-  let step = p.sx[last / 4u][last % 4u];
-  let dim0 = p.shape[last / 4u][last % 4u];
-  for (var i = i0; i < min(i0 + PER, p.n); i++) {
-    Y[i] = f16(f32(X[o.x]) * p.scale);
-    if (o.y + 1u < dim0) {
-      o = vec2u(o.x + step, o.y + 1u);
-    } else {
-      o = offsetOf(i + 1u);
-    }
-  }
-}
-
 // @kernel broadcast
 // Dims and strides of the collapsed output shape sit in two vec4u each (a uniform array's
-// stride must be 16 bytes); RANK is a constant so the loops unroll.
+// stride must be 16 bytes); RANK is a constant so the loops unroll. S: f32, or f16 (the product
+// in f32, rounded once).
 {{PARAMS}}
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(0) var<storage, read> X: array<{{S}}>;
+@group(0) @binding(1) var<storage, read_write> Y: array<{{S}}>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 // Offset in x of output element i, and i's coordinate along the last dim.
@@ -207,7 +138,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let step = p.sx[last / 4u][last % 4u];
   let dim0 = p.shape[last / 4u][last % 4u];
   for (var i = i0; i < min(i0 + PER, p.n); i++) {
-    Y[i] = X[o.x] * p.scale;
+    Y[i] = {{S}}(f32(X[o.x]) * p.scale);
     if (o.y + 1u < dim0) {
       o = vec2u(o.x + step, o.y + 1u);
     } else {

@@ -502,7 +502,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 // Invocation c of a column takes rows c, c + chunks, c + 2 chunks, ...: neighbouring
 // invocations read neighbouring words even when inner == 1 (coalesced on a GPU, vector loads
-// on a CPU), and each adds at most ~64 values.
+// on a CPU), and each adds at most ~64 values. IN and OUT: f32, or f16 for an f16 sum (the
+// additions stay f32; an f16 result is rounded once, when the last pass writes it, and the
+// earlier passes of a long f16 sum read f16 and write f32 partial sums).
 struct Params { outer: u32, len: u32, inner: u32, chunks: u32, scale: f32 }
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
@@ -522,12 +524,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   var acc1 = 0.0;
   var r = c;
   for (; r + p.chunks < p.len; r += 2u * p.chunks) {
-    acc0 += X[off];
-    acc1 += X[off + stride];
+    acc0 += f32(X[off]);
+    acc1 += f32(X[off + stride]);
     off += 2u * stride;
   }
-  if (r < p.len) { acc0 += X[off]; }
-  Y[i] = (acc0 + acc1) * p.scale;
+  if (r < p.len) { acc0 += f32(X[off]); }
+  Y[i] = f32((acc0 + acc1) * p.scale);
 }
 
 
@@ -558,7 +560,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 
 // Dims and strides of the collapsed output shape sit in two vec4u each (a uniform array's
-// stride must be 16 bytes); RANK is a constant so the loops unroll.
+// stride must be 16 bytes); RANK is a constant so the loops unroll. S: f32, or f16 (the product
+// in f32, rounded once).
 struct Params { n: u32, scale: f32, _p0: u32, _p1: u32, shape: array<vec4u, 2>, sx: array<vec4u, 2> }
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
@@ -593,7 +596,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let step = p.sx[last / 4u][last % 4u];
   let dim0 = p.shape[last / 4u][last % 4u];
   for (var i = i0; i < min(i0 + PER, p.n); i++) {
-    Y[i] = X[o.x] * p.scale;
+    Y[i] = f32(f32(X[o.x]) * p.scale);
     if (o.y + 1u < dim0) {
       o = vec2u(o.x + step, o.y + 1u);
     } else {
